@@ -1,0 +1,71 @@
+import pickle
+
+import pytest
+import torch
+
+from unsir_core.checkpoints import cache_key, load_into, read_metadata, save_checkpoint
+from unsir_core.errors import CheckpointError
+from unsir_core.models import create_model
+
+from .conftest import state_equal
+
+
+def test_round_trip_keeps_weights_and_metadata(tmp_path):
+    a = create_model("allcnn", 10)
+    path = save_checkpoint(a, tmp_path / "a.safetensors", {"model": "allcnn", "num_classes": 10})
+    b = load_into(create_model("allcnn", 10), path, expect={"model": "allcnn", "num_classes": 10})
+    assert state_equal(a, b)
+    assert read_metadata(path)["model"] == "allcnn"
+    assert not list(tmp_path.glob(".tmp-*")), "no temporary file is left behind"
+
+
+def test_plain_state_dict_loads_with_weights_only(tmp_path):
+    a = create_model("allcnn", 10)
+    torch.save(a.state_dict(), tmp_path / "a.pt")
+    assert state_equal(a, load_into(create_model("allcnn", 10), tmp_path / "a.pt"))
+
+
+def test_other_architecture_is_refused_by_metadata(tmp_path):
+    path = save_checkpoint(create_model("allcnn", 10), tmp_path / "a.safetensors", {"model": "allcnn", "num_classes": 10})
+    with pytest.raises(CheckpointError, match="model='allcnn', but 'resnet18' is needed"):
+        load_into(create_model("resnet18", 10), path, expect={"model": "resnet18", "num_classes": 10})
+
+
+def test_other_class_count_is_refused_by_shape(tmp_path):
+    torch.save(create_model("resnet18", 100).state_dict(), tmp_path / "r100.pt")
+    with pytest.raises(CheckpointError, match=r"another shape \(e.g. fc.weight: \(100, 512\) vs \(10, 512\)\)"):
+        load_into(create_model("resnet18", 10), tmp_path / "r100.pt")
+
+
+def test_other_architecture_without_metadata_is_refused(tmp_path):
+    torch.save(create_model("allcnn", 10).state_dict(), tmp_path / "a.pt")
+    with pytest.raises(CheckpointError, match="does not fit ResNet"):
+        load_into(create_model("resnet18", 10), tmp_path / "a.pt")
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path):
+    for name in ("bad.safetensors", "bad.pt"):
+        (tmp_path / name).write_bytes(b"\x00garbage" * 10)
+        with pytest.raises(CheckpointError, match="corrupt|not a readable|not a plain"):
+            load_into(create_model("allcnn", 10), tmp_path / name)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_into(create_model("allcnn", 10), tmp_path / "missing.pt")
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("arbitrary code ran",))
+
+
+def test_pickled_objects_are_never_executed(tmp_path, capsys):
+    with open(tmp_path / "evil.pt", "wb") as f:
+        pickle.dump({"w": Payload()}, f)
+    with pytest.raises(CheckpointError):
+        load_into(create_model("allcnn", 10), tmp_path / "evil.pt")
+    assert "arbitrary code ran" not in capsys.readouterr().out
+
+
+def test_cache_key_is_stable_and_sensitive():
+    spec = {"model": "resnet18", "seed": 0, "classes": [0, 1]}
+    assert cache_key(spec) == cache_key(dict(reversed(list(spec.items()))))
+    assert cache_key(spec) != cache_key({**spec, "seed": 1})

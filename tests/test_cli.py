@@ -1,0 +1,130 @@
+"""The command line end to end on digits, and its handling of bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unsir_core.cli import main
+from unsir_core.data import list_datasets
+from unsir_core.models import list_models
+
+QUICK = ["--epochs", "1", "--noise-steps", "3", "--noise-batch", "16", "--dr-sub-per-class", "20", "--quiet"]
+
+
+def run_cli(*args: str) -> None:
+    main(list(args))
+
+
+def test_help_documents_every_option():
+    out = subprocess.run([sys.executable, "-m", "unsir_core", "experiment", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    for flag in ("--dataset", "--model", "--forget", "--data-dir", "--seed", "--device", "--epochs", "--out",
+                 "--impair-lr", "--repair-lr", "--dr-sub-per-class", "--preset", "--no-retrain"):
+        assert flag in out.stdout
+
+
+def test_experiment_writes_complete_metrics(tmp_path, capsys):
+    out = tmp_path / "run"
+    run_cli("experiment", "--dataset", "digits", "--model", "resnet18", "--forget", "2,8", "--out", str(out), *QUICK)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["forget_classes"] == [2, 8]
+    assert set(metrics["models"]) == {"original", "retrained", "unsir"}
+    for name, m in metrics["models"].items():
+        for key in ("forget_acc", "retain_acc", "forget_acc_train", "retain_acc_train", "seconds"):
+            assert key in m, (name, key)
+        assert 0 <= m["forget_acc"] <= 1 and 0 <= m["retain_acc"] <= 1
+    assert set(metrics["models"]["unsir"]["phases"]) == {"noise", "impair", "repair"}
+    cfg = metrics["config"]
+    assert cfg["seed"] == 0 and cfg["train"]["epochs"] == 1 and cfg["unsir"]["noise_steps"] == 3
+    assert cfg["dr_sub_size"] == 8 * 20 and metrics["environment"]["torch"]
+    assert (out / "unsir.safetensors").is_file()
+    assert "unsir" in capsys.readouterr().out
+
+    # a second run reuses the cached original and retrained models
+    run_cli("experiment", "--dataset", "digits", "--model", "resnet18", "--forget", "2,8", "--out", str(out), *QUICK)
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["models"]["original"]["cached"] and again["models"]["retrained"]["cached"]
+    assert again["models"]["original"]["seconds"] == metrics["models"]["original"]["seconds"]
+    assert again["models"]["original"]["retain_acc"] == metrics["models"]["original"]["retain_acc"]
+
+
+@pytest.mark.parametrize(
+    "forget, message",
+    [("10", "out of range"), ("", "no forget class"), ("0,1,2,3,4,5,6,7,8,9", "at least one class must be retained"),
+     ("x", "unknown class 'x'")],
+)
+def test_bad_forget_classes_exit_2_and_write_nothing(tmp_path, capsys, forget, message):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("experiment", "--dataset", "digits", "--model", "resnet18", "--forget", forget, "--out", str(out), *QUICK)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--dataset", "mnist"), ("--model", "vgg16")])
+def test_unknown_names_exit_2(tmp_path, capsys, flag, value):
+    args = {"--dataset": "digits", "--model": "resnet18", flag: value}
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("experiment", *[x for kv in args.items() for x in kv], "--forget", "3", "--out", str(tmp_path / "r"))
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_missing_cifar_offline_exit_2(tmp_path, capsys, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("experiment", "--dataset", "cifar10", "--model", "resnet18", "--forget", "3",
+                "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "r"), *QUICK)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "cifar-10-python.tar.gz" in err and str(tmp_path / "data") in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_nan_loss_during_impair_exit_2_keeps_the_original_checkpoint(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    common = ["--dataset", "digits", "--model", "resnet18", "--forget", "3", "--cache-dir", str(cache), "--no-retrain"]
+    run_cli("experiment", *common, "--out", str(tmp_path / "ok"), *QUICK)
+    [ckpt] = cache.glob("*original*.safetensors")
+    before = ckpt.read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli("experiment", *common, "--out", str(tmp_path / "nan"), *QUICK, "--impair-lr", "1e38")
+    assert exit_info.value.code == 2
+    assert "loss became" in capsys.readouterr().err
+    assert ckpt.read_bytes() == before and not (tmp_path / "nan").exists()
+
+
+def test_mismatched_cached_checkpoint_is_reported(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    common = ["--dataset", "digits", "--forget", "3", "--cache-dir", str(cache), "--no-retrain", *QUICK]
+    run_cli("experiment", "--model", "allcnn", *common, "--out", str(tmp_path / "a"))
+    [ckpt] = cache.glob("*allcnn-original*.safetensors")
+    ckpt.write_bytes(b"corrupted")  # e.g. a disk error or a half-copied file
+    with pytest.raises(SystemExit):
+        run_cli("experiment", "--model", "allcnn", *common, "--out", str(tmp_path / "b"))
+    assert "not a readable safetensors checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", list_models())
+def test_every_model_trains_and_unlearns_on_digits(tmp_path, model):
+    out = tmp_path / model
+    run_cli("experiment", "--dataset", "digits", "--model", model, "--forget", "5", "--out", str(out),
+            "--no-retrain", *QUICK)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["model"] == model and "unsir" in metrics["models"]
+
+
+def test_datasets_listed(capsys):
+    run_cli("list")
+    out = capsys.readouterr().out
+    assert all(name in out for name in list_datasets() + list_models())

@@ -1,0 +1,110 @@
+import pytest
+import torch
+
+from unsir_core.data import ImageTensors, forbid_classes, list_datasets, load_dataset, resolve_classes
+from unsir_core.errors import DataMissingError, InvalidClassesError, UnknownNameError, ZeroGlanceViolation
+
+
+def test_registry_lists_every_dataset():
+    assert {"digits", "cifar10", "cifar100", "imagefolder"} <= set(list_datasets())
+
+
+def test_unknown_dataset_names_the_choices():
+    with pytest.raises(UnknownNameError, match="unknown data set 'mnist'.*digits"):
+        load_dataset("mnist")
+
+
+def test_digits_is_32x32_rgb_with_a_fixed_disjoint_split(digits):
+    assert digits.train.images.shape[1:] == (3, 32, 32) and digits.train.images.dtype == torch.uint8
+    assert len(digits.train) + len(digits.test) == 1797
+    assert digits.num_classes == 10 and digits.classes == [str(i) for i in range(10)]
+    again = load_dataset("digits")
+    assert torch.equal(again.test.labels, digits.test.labels)  # fixed, not seed-dependent
+    # every class is in both splits, in proportion
+    for c in range(10):
+        assert (digits.test.labels == c).sum() >= 30
+    x = digits.normalize(digits.train.images[:500])
+    assert abs(x.mean().item()) < 0.2 and 0.8 < x.std().item() < 1.2
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("", "no forget class"),
+        ("10", "out of range"),
+        ("-1", "out of range"),
+        ("3,3", "given twice"),
+        ("zebra", "unknown class 'zebra'"),
+        (",".join(str(i) for i in range(10)), "at least one class must be retained"),
+    ],
+)
+def test_bad_forget_classes_are_refused(spec, message):
+    with pytest.raises(InvalidClassesError, match=message):
+        resolve_classes(spec, [str(i) for i in range(10)])
+
+
+def test_forget_classes_by_id_or_name():
+    names = ["airplane", "automobile", "bird", "cat"]
+    assert resolve_classes("3", names) == (3,)
+    assert resolve_classes("cat,0", names) == (0, 3)
+    assert resolve_classes([2, "Cat"], names) == (2, 3)
+
+
+def test_dr_sub_is_per_class_and_seeded(digits):
+    a = digits.train.sample_per_class([0, 1, 2], 20, seed=1)
+    b = digits.train.sample_per_class([0, 1, 2], 20, seed=1)
+    c = digits.train.sample_per_class([0, 1, 2], 20, seed=2)
+    assert len(a) == 60 and torch.bincount(a.labels, minlength=3)[:3].tolist() == [20, 20, 20]
+    assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)
+    assert len(digits.train.sample_per_class([0], 10_000, seed=0)) == (digits.train.labels == 0).sum()
+
+
+def test_guard_blocks_forget_images_but_not_retained_ones(digits):
+    retained = digits.train.select([0, 1])
+    with forbid_classes([3]):
+        assert retained.images.shape[0] == len(retained)
+        assert len(digits.train.labels) > 0  # labels are metadata, not samples
+        with pytest.raises(ZeroGlanceViolation, match=r"forget class\(es\) \[3\]"):
+            digits.train.images
+        with pytest.raises(ZeroGlanceViolation):
+            digits.test.select([3])
+    assert digits.train.images is not None  # lifted afterwards
+
+
+def test_image_tensors_validate_shapes():
+    with pytest.raises(ValueError):
+        ImageTensors(torch.zeros(2, 3, 8, 8), torch.zeros(2))  # float images
+    with pytest.raises(ValueError):
+        ImageTensors(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.zeros(3))
+
+
+def test_cifar_missing_offline_names_directory_and_file(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):  # what urllib raises on a machine without network
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DataMissingError) as err:
+        load_dataset("cifar10", tmp_path / "nowhere")
+    assert str(tmp_path / "nowhere") in str(err.value) and "cifar-10-python.tar.gz" in str(err.value)
+
+
+def test_imagefolder_reads_class_folders(tmp_path):
+    from PIL import Image
+
+    for c, colour in enumerate([(255, 0, 0), (0, 255, 0), (0, 0, 255)]):
+        folder = tmp_path / f"person_{c}"
+        folder.mkdir()
+        for i in range(5):
+            Image.new("RGB", (40 + i, 50), colour).save(folder / f"{i}.png")
+    data = load_dataset("imagefolder", tmp_path, image_size=24)
+    assert data.classes == ["person_0", "person_1", "person_2"]
+    assert data.train.images.shape[1:] == (3, 24, 24)
+    assert len(data.train) + len(data.test) == 15 and set(data.test.labels.tolist()) == {0, 1, 2}
+
+
+def test_imagefolder_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(DataMissingError, match="does not exist"):
+        load_dataset("imagefolder", tmp_path / "faces")

@@ -1,0 +1,35 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from unsir_core.errors import UnknownNameError, UnsirError
+from unsir_core.models import create_model, list_models
+
+
+def test_registry_has_the_papers_architectures():
+    assert set(list_models()) >= {"resnet18", "allcnn", "mobilenetv2", "vit"}
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("image_size", [32, 48])
+def test_forward_backward_reaches_every_parameter(name, image_size):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=7, image_size=image_size)
+    x = torch.randn(4, 3, image_size, image_size)
+    logits = model(x)
+    assert logits.shape == (4, 7)
+    F.cross_entropy(logits, torch.tensor([0, 1, 2, 6])).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, f"parameters without a gradient: {missing}"
+    assert any(p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(UnknownNameError, match="unknown model 'vgg'.*resnet18"):
+        create_model("vgg", 10)
+
+
+@pytest.mark.parametrize("name", ["allcnn", "vit"])
+def test_pretrained_where_none_exist_is_a_clear_error(name):
+    with pytest.raises(UnsirError, match="no pretrained weights"):
+        create_model(name, 10, pretrained=True)

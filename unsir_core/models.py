@@ -1,0 +1,121 @@
+"""Image classifiers behind a registry: ``create_model(name, num_classes)``, ``list_models()``.
+
+Adding an architecture is one decorated function. Each takes ``num_classes``, the input
+``image_size`` (only the ViT needs it) and ``pretrained`` (load torchvision's ImageNet weights
+where they exist, replacing the classifier head; this downloads them when not cached).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torchvision.models as tvm
+
+from .errors import UnknownNameError, UnsirError
+
+ModelFactory = Callable[..., nn.Module]
+_MODELS: dict[str, ModelFactory] = {}
+
+
+def register_model(name: str):
+    def wrap(fn: ModelFactory) -> ModelFactory:
+        _MODELS[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    return sorted(_MODELS)
+
+
+def create_model(name: str, num_classes: int, *, image_size: int = 32, pretrained: bool = False) -> nn.Module:
+    """A freshly initialised (or ImageNet-pretrained) model with ``num_classes`` outputs."""
+    if name not in _MODELS:
+        raise UnknownNameError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
+    return _MODELS[name](num_classes=num_classes, image_size=image_size, pretrained=pretrained)
+
+
+def _pretrained(builder, weights, num_classes: int, head: Callable[[nn.Module], tuple[nn.Module, str]]) -> nn.Module:
+    """Build with ImageNet ``weights`` and swap the last linear layer for ``num_classes``."""
+    try:
+        model = builder(weights=weights)
+    except Exception as err:  # network or cache failure, reported with its cause
+        raise UnsirError(f"could not load pretrained weights {weights}: {err}") from err
+    parent, attr = head(model)
+    old: nn.Linear = getattr(parent, attr)
+    setattr(parent, attr, nn.Linear(old.in_features, num_classes))
+    return model
+
+
+@register_model("resnet18")
+def resnet18(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
+    """torchvision ResNet18 with its ImageNet stem (7x7 conv, max-pool), as the official code."""
+    if pretrained:
+        return _pretrained(tvm.resnet18, tvm.ResNet18_Weights.IMAGENET1K_V1, num_classes, lambda m: (m, "fc"))
+    return tvm.resnet18(num_classes=num_classes)
+
+
+@register_model("mobilenetv2")
+def mobilenetv2(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
+    """torchvision MobileNetV2 (width 1.0)."""
+    if pretrained:
+        return _pretrained(
+            tvm.mobilenet_v2, tvm.MobileNet_V2_Weights.IMAGENET1K_V1, num_classes, lambda m: (m.classifier, "1")
+        )
+    return tvm.mobilenet_v2(num_classes=num_classes)
+
+
+@register_model("vit")
+def vit(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
+    """A small ViT for low-resolution input: 4x4 patches (8x8 tokens at 32x32), 6 layers,
+    width 192, 3 heads (ViT-Tiny's width). torchvision has no weights at this size."""
+    if pretrained:
+        raise UnsirError("no pretrained weights exist for the small ViT; train it from scratch")
+    patch = 4 if image_size % 4 == 0 else next(p for p in (2, 1) if image_size % p == 0)
+    return tvm.VisionTransformer(
+        image_size=image_size,
+        patch_size=patch,
+        num_layers=6,
+        num_heads=3,
+        hidden_dim=192,
+        mlp_dim=768,
+        num_classes=num_classes,
+    )
+
+
+class AllCNN(nn.Module):
+    """All-CNN-C (Springenberg et al. 2015) with BatchNorm, as used by the Fisher-forgetting
+    and UNSIR papers: strided convolutions instead of pooling, global average pool head."""
+
+    def __init__(self, num_classes: int, width: float = 1.0, in_channels: int = 3):
+        super().__init__()
+        c1, c2 = int(96 * width), int(192 * width)
+
+        def conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            )
+
+        self.features = nn.Sequential(
+            conv(in_channels, c1), conv(c1, c1), conv(c1, c1, stride=2),  # 32 -> 16
+            nn.Dropout(0.2),
+            conv(c1, c2), conv(c2, c2), conv(c2, c2, stride=2),  # 16 -> 8
+            nn.Dropout(0.2),
+            conv(c2, c2), conv(c2, c2, k=1),
+        )
+        self.classifier = nn.Sequential(nn.Conv2d(c2, num_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, num_classes)
+        return self.classifier(self.features(x))
+
+
+@register_model("allcnn")
+def allcnn(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
+    if pretrained:
+        raise UnsirError("no pretrained weights exist for AllCNN; train it from scratch")
+    return AllCNN(num_classes)

@@ -1,0 +1,236 @@
+"""UNSIR: Unlearning by Selective Impair and Repair (Tarun et al., TNNLS 2023).
+
+Three small steps, each usable on its own:
+
+1. :func:`learn_noise` - one error-maximising noise batch per forget class c, minimising
+   ``-CE(model(N_c), c) + lambda * mean_i ||N_c[i]||^2`` with the model in eval mode and its
+   weights frozen (BatchNorm statistics are not touched). Every noise sample is labelled with
+   ITS class (the official notebook labels them all 0).
+2. :func:`impair` - one epoch at a high learning rate over the noise and Dr_sub, shuffled
+   together: the model's knowledge of the forget classes is wrecked.
+3. :func:`repair` - one epoch over Dr_sub alone restores the retained classes.
+
+:func:`unsir` chains them on a copy of the model and never sees a forget-class sample: it is
+given the model, the forget class ids and Dr_sub (a subset of the retained classes' training
+data) only, it refuses a Dr_sub that holds a forget-class sample, and it runs inside
+:func:`~unsir_core.data.forbid_classes`, so any read of forget-class images raises.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .data import ImageTensors, batches, forbid_classes
+from .config import knob, lookup
+from .errors import InvalidClassesError, NonFiniteLossError, ZeroGlanceViolation
+from .train import EpochStats, ProgressFn, train_one_epoch
+
+
+@dataclass(frozen=True)
+class UnsirConfig:
+    """UNSIR hyper-parameters. Defaults are tuned on CIFAR-10 ResNet18 (see README);
+    :meth:`official` gives the paper's notebook values."""
+
+    dr_sub_per_class: int = knob(1000, "samples of each retained class in Dr_sub")
+    noise_batch: int = knob(256, "noise images learned per forget class")
+    noise_steps: int = knob(40, "Adam steps of noise learning")
+    noise_lr: float = knob(0.1, "Adam lr of noise learning")
+    noise_lambda: float = knob(0.1, "weight of the mean squared L2 norm of each noise image")
+    noise_copies: int = knob(1, "times each noise batch is repeated in the impair set")
+    batch_size: int = knob(256, "samples per impair / repair step")
+    impair_lr: float = knob(0.02, "Adam lr of the impair epoch (high: it must wreck the class)")
+    repair_lr: float = knob(0.01, "Adam lr of the repair epoch(s)")
+    repair_epochs: int = knob(1, "passes over Dr_sub in each repair")
+    rounds: int = knob(1, "impair + repair rounds (the noise is learned once)")
+
+    @classmethod
+    def official(cls) -> "UnsirConfig":
+        """The official notebook's hyper-parameters (with its labelling bugs fixed)."""
+        return cls(dr_sub_per_class=1000, noise_batch=256, noise_steps=40, noise_lr=0.1, noise_lambda=0.1,
+                   noise_copies=20, batch_size=256, impair_lr=0.02, repair_lr=0.01, repair_epochs=1, rounds=1)
+
+
+# Defaults keyed by (data set, model), "*" matching any; see default_unsir().
+UNSIR_DEFAULTS: dict[tuple[str, str], UnsirConfig] = {
+    ("*", "*"): UnsirConfig(),
+    # digits has ~130 training images per class: Dr_sub is all of them, and batches of 64
+    # give the impair and repair epochs enough steps to act.
+    ("digits", "*"): UnsirConfig(noise_batch=64, batch_size=64, impair_lr=1e-3, repair_lr=1e-3, repair_epochs=2),
+}
+
+
+def default_unsir(dataset: str, model: str) -> UnsirConfig:
+    """The tuned UNSIR hyper-parameters for ``model`` on ``dataset``."""
+    return lookup(UNSIR_DEFAULTS, dataset, model)
+
+
+@dataclass
+class UnlearnResult:
+    model: nn.Module  # the unlearned copy; the caller's model is unchanged
+    seconds: float  # wall time of the whole unlearning
+    phases: dict[str, float]  # seconds per phase: noise, impair, repair
+    history: list[dict] = field(default_factory=list)  # loss / accuracy of each impair and repair epoch
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def learn_noise(
+    model: nn.Module,
+    forget_classes: Sequence[int],
+    image_shape: tuple[int, int, int],
+    cfg: UnsirConfig,
+    device: torch.device,
+    *,
+    generator: torch.Generator | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Error-maximising noise for every forget class, learned jointly in one batched pass.
+
+    Returns ``(noise, labels)``: noise (K * noise_batch, C, H, W) in the model's normalised
+    input space, labels (K * noise_batch,) holding each sample's own forget class. The model
+    is used in eval mode with ``requires_grad`` off; its state is restored afterwards.
+    """
+    classes = torch.as_tensor(list(forget_classes), dtype=torch.int64)
+    labels = classes.repeat_interleave(cfg.noise_batch).to(device)
+    noise = torch.randn(len(labels), *image_shape, generator=generator).to(device).requires_grad_(True)
+    optimizer = torch.optim.Adam([noise], lr=cfg.noise_lr)
+
+    was_training = model.training
+    grad_flags = [p.requires_grad for p in model.parameters()]
+    model.eval()  # BatchNorm uses, and keeps, the trained running statistics
+    model.requires_grad_(False)
+    try:
+        for step in range(cfg.noise_steps):
+            # Averaging over all K classes scales each class's loss by 1/K, which Adam ignores:
+            # this is the same optimisation as K separate runs, in one forward pass.
+            loss = -F.cross_entropy(model(noise), labels) + cfg.noise_lambda * noise.square().sum((1, 2, 3)).mean()
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"noise: the loss became {loss.item()} at step {step}; lower noise_lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if progress:
+                progress("noise", step + 1, cfg.noise_steps)
+    finally:
+        for p, flag in zip(model.parameters(), grad_flags):
+            p.requires_grad_(flag)
+        model.train(was_training)
+    return noise.detach(), labels
+
+
+def impair(
+    model: nn.Module,
+    noise: torch.Tensor,
+    noise_labels: torch.Tensor,
+    dr_x: torch.Tensor,
+    dr_y: torch.Tensor,
+    cfg: UnsirConfig,
+    device: torch.device,
+    *,
+    generator: torch.Generator | None = None,
+    progress: ProgressFn | None = None,
+) -> EpochStats:
+    """One epoch (Adam, ``impair_lr``) over the noise (repeated ``noise_copies`` times) and
+    Dr_sub shuffled together. ``dr_x`` is Dr_sub already normalised, on ``device``."""
+    x = torch.cat([noise.repeat(cfg.noise_copies, 1, 1, 1), dr_x])
+    y = torch.cat([noise_labels.repeat(cfg.noise_copies), dr_y])
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.impair_lr)
+    return _epoch(model, x, y, optimizer, cfg, device, generator, progress, "impair")
+
+
+def repair(
+    model: nn.Module,
+    dr_x: torch.Tensor,
+    dr_y: torch.Tensor,
+    cfg: UnsirConfig,
+    device: torch.device,
+    *,
+    generator: torch.Generator | None = None,
+    progress: ProgressFn | None = None,
+) -> list[EpochStats]:
+    """``repair_epochs`` epochs (Adam, ``repair_lr``) over Dr_sub alone."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.repair_lr)
+    return [_epoch(model, dr_x, dr_y, optimizer, cfg, device, generator, progress, "repair")
+            for _ in range(cfg.repair_epochs)]
+
+
+def _epoch(model, x, y, optimizer, cfg, device, generator, progress, phase) -> EpochStats:
+    total = -(-len(y) // cfg.batch_size)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(phase, done, total)
+
+    loader = batches(x, y, cfg.batch_size, shuffle=True, generator=generator)
+    return train_one_epoch(model, loader, optimizer, device, on_step=tick, phase=phase)
+
+
+def unsir(
+    model: nn.Module,
+    forget_classes: Sequence[int],
+    dr_sub: ImageTensors,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    cfg: UnsirConfig = UnsirConfig(),
+    device: torch.device | str = "cpu",
+    *,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> UnlearnResult:
+    """Unlearn ``forget_classes`` from a copy of ``model`` with UNSIR, zero-glance.
+
+    ``dr_sub`` holds retained-class training samples only (see
+    :meth:`ImageTensors.sample_per_class`); ``normalize`` maps its uint8 images to the model's
+    input space. No other data reaches this function, and it refuses a Dr_sub that holds a
+    forget-class sample.
+    """
+    device = torch.device(device)
+    forget = sorted({int(c) for c in forget_classes})
+    if not forget:
+        raise InvalidClassesError("no forget class given: choose at least one class to forget")
+    leaked = dr_sub.classes_present & set(forget)
+    if leaked:
+        raise ZeroGlanceViolation(f"Dr_sub holds samples of forget class(es) {sorted(leaked)}; it must hold retained classes only")
+
+    gen = torch.Generator().manual_seed(seed)
+    phases = {"noise": 0.0, "impair": 0.0, "repair": 0.0}
+    history: list[dict] = []
+    with forbid_classes(forget):
+        _sync(device)
+        start = time.perf_counter()
+        unlearned = copy.deepcopy(model).to(device)  # never mutate the caller's model
+        dr_x = normalize(dr_sub.images.to(device))  # (n, C, H, W), kept in memory for every epoch
+        dr_y = dr_sub.labels.to(device)
+
+        t = time.perf_counter()
+        noise, noise_labels = learn_noise(unlearned, forget, dr_sub.image_shape, cfg, device, generator=gen, progress=progress)
+        _sync(device)
+        phases["noise"] += time.perf_counter() - t
+
+        for r in range(cfg.rounds):
+            t = time.perf_counter()
+            stats = impair(unlearned, noise, noise_labels, dr_x, dr_y, cfg, device, generator=gen, progress=progress)
+            _sync(device)
+            phases["impair"] += time.perf_counter() - t
+            history.append({"round": r + 1, "phase": "impair", "loss": stats.loss, "accuracy": stats.accuracy})
+
+            t = time.perf_counter()
+            for stats in repair(unlearned, dr_x, dr_y, cfg, device, generator=gen, progress=progress):
+                history.append({"round": r + 1, "phase": "repair", "loss": stats.loss, "accuracy": stats.accuracy})
+            _sync(device)
+            phases["repair"] += time.perf_counter() - t
+        unlearned.eval()
+        seconds = time.perf_counter() - start
+    return UnlearnResult(unlearned, seconds, phases, history)
