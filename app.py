@@ -45,9 +45,14 @@ if st.button("Unlearn", type="primary"):
         st.error(str(err))
     else:
         bar.progress(1.0, text="done")
-        rows = {name: {k: m[k] for k in ("forget_acc", "retain_acc", "forget_acc_train", "retain_acc_train")}
-                | {"seconds": m.get("seconds")} for name, m in metrics["models"].items()}
+        rows = {
+            name: {k: m[k] for k in ("forget_acc", "retain_acc", "forget_acc_train", "retain_acc_train")}
+            | {"seconds": m.get("seconds")}
+            for name, m in metrics["models"].items()
+        }
         st.subheader("Accuracy (fraction of test / train samples)")
         st.dataframe(pd.DataFrame(rows).T.style.format("{:.3f}", na_rep="-"))
-        st.caption("forget_acc should drop to ~0 (as for the retrained model); retain_acc should stay "
-                   "near the original's. UNSIR's seconds are its unlearning time only.")
+        st.caption(
+            "forget_acc should drop to ~0 (as for the retrained model); retain_acc should stay "
+            "near the original's. UNSIR's seconds are its unlearning time only."
+        )

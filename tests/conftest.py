@@ -37,8 +37,13 @@ def trained_digits_model(digits):
 
     set_seed(0)
     model = create_model("resnet18", digits.num_classes)
-    fit(model, digits.train, digits, TrainConfig(epochs=3, batch_size=64, lr=1e-3, grad_clip_value=None,
-                                                 scheduler="none"), torch.device("cpu"))
+    fit(
+        model,
+        digits.train,
+        digits,
+        TrainConfig(epochs=3, batch_size=64, lr=1e-3, grad_clip_value=None, scheduler="none"),
+        torch.device("cpu"),
+    )
     return model
 
 

@@ -26,7 +26,9 @@ def test_plain_state_dict_loads_with_weights_only(tmp_path):
 
 
 def test_other_architecture_is_refused_by_metadata(tmp_path):
-    path = save_checkpoint(create_model("allcnn", 10), tmp_path / "a.safetensors", {"model": "allcnn", "num_classes": 10})
+    path = save_checkpoint(
+        create_model("allcnn", 10), tmp_path / "a.safetensors", {"model": "allcnn", "num_classes": 10}
+    )
     with pytest.raises(CheckpointError, match="model='allcnn', but 'resnet18' is needed"):
         load_into(create_model("resnet18", 10), path, expect={"model": "resnet18", "num_classes": 10})
 

@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,21 @@ def run_cli(*args: str) -> None:
 def test_help_documents_every_option():
     out = subprocess.run([sys.executable, "-m", "unsir_core", "experiment", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
-    for flag in ("--dataset", "--model", "--forget", "--data-dir", "--seed", "--device", "--epochs", "--out",
-                 "--impair-lr", "--repair-lr", "--dr-sub-per-class", "--preset", "--no-retrain"):
+    for flag in (
+        "--dataset",
+        "--model",
+        "--forget",
+        "--data-dir",
+        "--seed",
+        "--device",
+        "--epochs",
+        "--out",
+        "--impair-lr",
+        "--repair-lr",
+        "--dr-sub-per-class",
+        "--preset",
+        "--no-retrain",
+    ):
         assert flag in out.stdout
 
 
@@ -53,13 +65,19 @@ def test_experiment_writes_complete_metrics(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "forget, message",
-    [("10", "out of range"), ("", "no forget class"), ("0,1,2,3,4,5,6,7,8,9", "at least one class must be retained"),
-     ("x", "unknown class 'x'")],
+    [
+        ("10", "out of range"),
+        ("", "no forget class"),
+        ("0,1,2,3,4,5,6,7,8,9", "at least one class must be retained"),
+        ("x", "unknown class 'x'"),
+    ],
 )
 def test_bad_forget_classes_exit_2_and_write_nothing(tmp_path, capsys, forget, message):
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_info:
-        run_cli("experiment", "--dataset", "digits", "--model", "resnet18", "--forget", forget, "--out", str(out), *QUICK)
+        run_cli(
+            "experiment", "--dataset", "digits", "--model", "resnet18", "--forget", forget, "--out", str(out), *QUICK
+        )
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
@@ -83,8 +101,20 @@ def test_missing_cifar_offline_exit_2(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(SystemExit) as exit_info:
-        run_cli("experiment", "--dataset", "cifar10", "--model", "resnet18", "--forget", "3",
-                "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "r"), *QUICK)
+        run_cli(
+            "experiment",
+            "--dataset",
+            "cifar10",
+            "--model",
+            "resnet18",
+            "--forget",
+            "3",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "r"),
+            *QUICK,
+        )
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "cifar-10-python.tar.gz" in err and str(tmp_path / "data") in err
@@ -118,8 +148,19 @@ def test_mismatched_cached_checkpoint_is_reported(tmp_path, capsys):
 @pytest.mark.parametrize("model", list_models())
 def test_every_model_trains_and_unlearns_on_digits(tmp_path, model):
     out = tmp_path / model
-    run_cli("experiment", "--dataset", "digits", "--model", model, "--forget", "5", "--out", str(out),
-            "--no-retrain", *QUICK)
+    run_cli(
+        "experiment",
+        "--dataset",
+        "digits",
+        "--model",
+        model,
+        "--forget",
+        "5",
+        "--out",
+        str(out),
+        "--no-retrain",
+        *QUICK,
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["model"] == model and "unsir" in metrics["models"]
 

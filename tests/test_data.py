@@ -65,7 +65,7 @@ def test_guard_blocks_forget_images_but_not_retained_ones(digits):
         assert retained.images.shape[0] == len(retained)
         assert len(digits.train.labels) > 0  # labels are metadata, not samples
         with pytest.raises(ZeroGlanceViolation, match=r"forget class\(es\) \[3\]"):
-            digits.train.images
+            _ = digits.train.images
         with pytest.raises(ZeroGlanceViolation):
             digits.test.select([3])
     assert digits.train.images is not None  # lifted afterwards

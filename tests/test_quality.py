@@ -17,8 +17,23 @@ CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar-10-pyth
 @pytest.mark.parametrize("forget, seed", [("3", 0), ("7", 1)])
 def test_digits_resnet18_forgets_and_keeps_the_rest(tmp_path, forget, seed):
     out = tmp_path / "run"
-    main(["experiment", "--dataset", "digits", "--model", "resnet18", "--forget", forget, "--seed", str(seed),
-          "--out", str(out), "--quiet", "--no-retrain"])
+    main(
+        [
+            "experiment",
+            "--dataset",
+            "digits",
+            "--model",
+            "resnet18",
+            "--forget",
+            forget,
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+            "--quiet",
+            "--no-retrain",
+        ]
+    )
     m = json.loads((out / "metrics.json").read_text())["models"]
     assert m["original"]["forget_acc"] > 0.9
     assert m["unsir"]["forget_acc"] <= 0.05

@@ -2,17 +2,29 @@ import pytest
 import torch
 import torch.nn as nn
 
-from unsir_core.data import ImageTensors
 from unsir_core.errors import NonFiniteLossError
 from unsir_core.train import (
-    TrainConfig, augment_batch, default_recipe, fit, predict, resolve_device, train_one_epoch,
+    TrainConfig,
+    augment_batch,
+    default_recipe,
+    fit,
+    predict,
+    resolve_device,
+    train_one_epoch,
 )
 
 
 def test_official_recipe_is_the_default_for_cifar_resnet18():
     r = default_recipe("cifar10", "resnet18")
     assert (r.epochs, r.batch_size, r.optimizer, r.lr, r.weight_decay, r.grad_clip_value, r.scheduler) == (
-        40, 256, "adam", 0.01, 1e-4, 0.1, "plateau")
+        40,
+        256,
+        "adam",
+        0.01,
+        1e-4,
+        0.1,
+        "plateau",
+    )
     assert default_recipe("cifar10", "vit").optimizer == "adamw"
     assert default_recipe("digits", "resnet18").epochs < 40
 
@@ -25,8 +37,9 @@ def test_fit_learns_the_digits(digits, trained_digits_model):
 def test_fit_reports_history_and_time(digits):
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
     small = digits.train.subset(torch.arange(256))
-    result = fit(model, small, digits, TrainConfig(epochs=3, batch_size=64, lr=1e-3), torch.device("cpu"),
-                 held_out=digits.test)
+    result = fit(
+        model, small, digits, TrainConfig(epochs=3, batch_size=64, lr=1e-3), torch.device("cpu"), held_out=digits.test
+    )
     assert len(result.history) == 3 and result.seconds > 0
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     assert "held_out_loss" in result.history[0]

@@ -109,7 +109,9 @@ def load_into(model: nn.Module, path: str | Path, expect: dict | None = None) ->
         parts = []
         if wrong:
             k = wrong[0]
-            parts.append(f"{len(wrong)} tensor(s) of another shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+            parts.append(
+                f"{len(wrong)} tensor(s) of another shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})"
+            )
         if missing:
             parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
         if unexpected:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .checkpoints import default_cache_dir
 from .config import knobs
 from .data import list_datasets, load_dataset, resolve_classes, retained_classes
 from .errors import UnsirError
-from .experiment import ExperimentConfig, _dataset_options, run_experiment, trained_model, write_results
+from .experiment import ExperimentConfig, dataset_options, run_experiment, trained_model, write_results
 from .models import list_models
-from .checkpoints import default_cache_dir
 from .train import RECIPES, default_recipe, resolve_device
 from .unsir import UnsirConfig, default_unsir
 
@@ -37,7 +37,9 @@ class TqdmProgress:
     def __call__(self, phase: str, done: int, total: int) -> None:
         if self.bar is None or phase != self.phase or done < self.bar.n or total != self.bar.total:
             self.close()
-            self.bar = tqdm(total=total, desc=f"{phase:>8}", unit="step", leave=True, disable=self.disable, file=sys.stderr)
+            self.bar = tqdm(
+                total=total, desc=f"{phase:>8}", unit="step", leave=True, disable=self.disable, file=sys.stderr
+            )
             self.phase = phase
         self.bar.update(done - self.bar.n)
         if done >= total:
@@ -50,45 +52,77 @@ class TqdmProgress:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", required=True, choices=list_datasets(), help="data set (digits is embedded and offline)")
+    p.add_argument(
+        "--dataset", required=True, choices=list_datasets(), help="data set (digits is embedded and offline)"
+    )
     p.add_argument("--model", required=True, choices=list_models(), help="architecture")
-    p.add_argument("--data-dir", help="data directory; for imagefolder the folder of class sub-folders "
-                   "(default: $UNSIR_DATA_DIR, else ~/.cache/unsir/data)")
+    p.add_argument(
+        "--data-dir",
+        help="data directory; for imagefolder the folder of class sub-folders "
+        "(default: $UNSIR_DATA_DIR, else ~/.cache/unsir/data)",
+    )
     p.add_argument("--cache-dir", help="checkpoint cache (default: $UNSIR_CACHE_DIR, else ~/.cache/unsir/checkpoints)")
     p.add_argument("--seed", type=int, default=0, help="seed of model init, batch order, Dr_sub and noise (default 0)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
-                   help="auto: CUDA, then Apple MPS, then CPU (default auto)")
-    p.add_argument("--epochs", type=int, help="training epochs of the original and retrained models "
-                   "(default: the recipe's, e.g. 40 for CIFAR-10 ResNet18)")
-    p.add_argument("--image-size", type=int, default=32, help="image side in pixels for digits and imagefolder (default 32)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda", "mps"],
+        help="auto: CUDA, then Apple MPS, then CPU (default auto)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help="training epochs of the original and retrained models "
+        "(default: the recipe's, e.g. 40 for CIFAR-10 ResNet18)",
+    )
+    p.add_argument(
+        "--image-size", type=int, default=32, help="image side in pixels for digits and imagefolder (default 32)"
+    )
     p.add_argument("--pretrained", action="store_true", help="start training from torchvision ImageNet weights")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _add_unsir(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("UNSIR hyper-parameters (override the preset)")
-    g.add_argument("--preset", choices=["tuned", "official"], default="tuned",
-                   help="tuned: this project's defaults for the data set and model; official: the paper "
-                   "notebook's values (default tuned)")
+    g.add_argument(
+        "--preset",
+        choices=["tuned", "official"],
+        default="tuned",
+        help="tuned: this project's defaults for the data set and model; official: the paper "
+        "notebook's values (default tuned)",
+    )
     for name, default, help_text in knobs(UnsirConfig):
         flag = "--" + _RENAMED.get(name, name).replace("_", "-")
-        g.add_argument(flag, dest=name, type=type(default), default=None, help=f"{help_text} (CIFAR default: {default})")
+        g.add_argument(
+            flag, dest=name, type=type(default), default=None, help=f"{help_text} (CIFAR default: {default})"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m unsir_core", description="Class unlearning with UNSIR, zero-glance.")
+    parser = argparse.ArgumentParser(
+        prog="python -m unsir_core", description="Class unlearning with UNSIR, zero-glance."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    exp = sub.add_parser("experiment", help="train/load original and retrained models, unlearn with UNSIR, write metrics.json",
-                         description="Train or load the original model and the retrained gold standard, unlearn the "
-                         "forget classes with UNSIR and write OUT/metrics.json and OUT/unsir.safetensors.")
+    exp = sub.add_parser(
+        "experiment",
+        help="train/load original and retrained models, unlearn with UNSIR, write metrics.json",
+        description="Train or load the original model and the retrained gold standard, unlearn the "
+        "forget classes with UNSIR and write OUT/metrics.json and OUT/unsir.safetensors.",
+    )
     _add_common(exp)
-    exp.add_argument("--forget", required=True, help="forget classes: ids or names, comma-separated (e.g. 3 or 2,8 or cat)")
+    exp.add_argument(
+        "--forget", required=True, help="forget classes: ids or names, comma-separated (e.g. 3 or 2,8 or cat)"
+    )
     exp.add_argument("--out", required=True, help="output directory for metrics.json and the unlearned checkpoint")
-    exp.add_argument("--no-retrain", action="store_true", help="skip the retrained gold standard (saves a full training)")
+    exp.add_argument(
+        "--no-retrain", action="store_true", help="skip the retrained gold standard (saves a full training)"
+    )
     _add_unsir(exp)
 
-    tr = sub.add_parser("train", help="train (or find in the cache) the original model, or the retrained one with --forget")
+    tr = sub.add_parser(
+        "train", help="train (or find in the cache) the original model, or the retrained one with --forget"
+    )
     _add_common(tr)
     tr.add_argument("--forget", help="train the retrained model without these classes instead of the original")
 
@@ -109,9 +143,17 @@ def _train_config(args: argparse.Namespace):
 
 def cmd_experiment(args: argparse.Namespace) -> None:
     cfg = ExperimentConfig(
-        dataset=args.dataset, model=args.model, forget=tuple(args.forget.split(",")), seed=args.seed,
-        device=args.device, data_dir=args.data_dir, cache_dir=args.cache_dir, image_size=args.image_size,
-        train=_train_config(args), unsir=_unsir_config(args), retrain=not args.no_retrain,
+        dataset=args.dataset,
+        model=args.model,
+        forget=tuple(args.forget.split(",")),
+        seed=args.seed,
+        device=args.device,
+        data_dir=args.data_dir,
+        cache_dir=args.cache_dir,
+        image_size=args.image_size,
+        train=_train_config(args),
+        unsir=_unsir_config(args),
+        retrain=not args.no_retrain,
     )
     progress = TqdmProgress(disable=args.quiet)
     metrics, result = run_experiment(cfg, progress=progress)
@@ -126,19 +168,36 @@ def cmd_experiment(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    cfg = ExperimentConfig(dataset=args.dataset, model=args.model, forget=(), image_size=args.image_size)
-    data = load_dataset(args.dataset, args.data_dir, **_dataset_options(cfg))
+    data = load_dataset(args.dataset, args.data_dir, **dataset_options(args.dataset, args.image_size))
     classes = range(data.num_classes)
     if args.forget:
         classes = retained_classes(resolve_classes(args.forget, data.classes), data.num_classes)
     cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
     progress = TqdmProgress(disable=args.quiet)
-    _, meta = trained_model(data, args.model, _train_config(args), classes, resolve_device(args.device),
-                            seed=args.seed, cache_dir=cache_dir, progress=progress, phase="train")
+    _, meta = trained_model(
+        data,
+        args.model,
+        _train_config(args),
+        classes,
+        resolve_device(args.device),
+        seed=args.seed,
+        cache_dir=cache_dir,
+        progress=progress,
+        phase="train",
+    )
     progress.close()
     last = (meta.get("history") or [{}])[-1]
-    print(json.dumps({"checkpoint": meta["checkpoint"], "cached": meta["cached"], "seconds": meta.get("seconds"),
-                      "last_epoch": last}, indent=2))
+    print(
+        json.dumps(
+            {
+                "checkpoint": meta["checkpoint"],
+                "cached": meta["cached"],
+                "seconds": meta.get("seconds"),
+                "last_epoch": last,
+            },
+            indent=2,
+        )
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> None:

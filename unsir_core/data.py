@@ -21,9 +21,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -92,16 +92,16 @@ class ImageTensors:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self._images.shape[1:])  # shape is metadata, not a sample
 
-    def subset(self, indices: torch.Tensor) -> "ImageTensors":
+    def subset(self, indices: torch.Tensor) -> ImageTensors:
         return ImageTensors(self.images[indices], self.labels[indices])
 
-    def select(self, classes: Sequence[int]) -> "ImageTensors":
+    def select(self, classes: Sequence[int]) -> ImageTensors:
         """Only the samples whose label is in ``classes``."""
         mask = torch.isin(self.labels, torch.as_tensor(list(classes), dtype=torch.int64))
         idx = mask.nonzero().squeeze(1)
         return ImageTensors(self.images[idx] if len(idx) else self._images[:0], self.labels[idx])
 
-    def sample_per_class(self, classes: Sequence[int], per_class: int, seed: int) -> "ImageTensors":
+    def sample_per_class(self, classes: Sequence[int], per_class: int, seed: int) -> ImageTensors:
         """Up to ``per_class`` samples of each class in ``classes``, drawn with ``seed``
         (all of a class when it has fewer)."""
         gen = torch.Generator().manual_seed(seed)
@@ -147,7 +147,9 @@ class DataBundle:
 def resolve_classes(spec: str | Sequence[int | str], class_names: Sequence[str]) -> tuple[int, ...]:
     """Parse forget classes given as ids or names ("3,5", "cat", [3, "dog"]) and validate them:
     at least one, each in range, no repeats, and at least one class left to retain."""
-    items = [s.strip() for s in spec.split(",") if s.strip()] if isinstance(spec, str) else list(spec)
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    items = [s.strip() if isinstance(s, str) else s for s in items]
+    items = [s for s in items if s != ""]
     if not items:
         raise InvalidClassesError("no forget class given: choose at least one class to forget")
     n = len(class_names)
@@ -317,7 +319,9 @@ def _load_imagefolder(root: Path, image_size: int = 32, test_fraction: float = 0
     import torchvision.transforms.v2 as T
 
     if not root.is_dir():
-        raise DataMissingError(f"image folder {root} does not exist; pass --data-dir with a folder of class sub-folders")
+        raise DataMissingError(
+            f"image folder {root} does not exist; pass --data-dir with a folder of class sub-folders"
+        )
     transform = T.Compose([T.Resize((image_size, image_size)), T.PILToTensor()])
 
     def read(folder: Path):

@@ -16,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -26,6 +26,7 @@ import torch.nn as nn
 from . import __version__
 from .checkpoints import cache_key, default_cache_dir, load_into, read_metadata, save_checkpoint
 from .data import DataBundle, load_dataset, resolve_classes, retained_classes
+from .errors import CheckpointError
 from .metrics import accuracy_report
 from .models import create_model
 from .train import ProgressFn, TrainConfig, default_recipe, fit, resolve_device, set_seed
@@ -55,8 +56,9 @@ class ExperimentConfig:
         return self.unsir or default_unsir(self.dataset, self.model)
 
 
-def _dataset_options(cfg: ExperimentConfig) -> dict:
-    return {"image_size": cfg.image_size} if cfg.dataset in ("digits", "imagefolder") else {}
+def dataset_options(dataset: str, image_size: int) -> dict:
+    """Keyword options of load_dataset for ``dataset`` (only some take an image size)."""
+    return {"image_size": image_size} if dataset in ("digits", "imagefolder") else {}
 
 
 def trained_model(
@@ -77,16 +79,24 @@ def trained_model(
     classes = sorted(classes)
     image_size = data.image_shape[-1]
     spec = {
-        "dataset": data.name, "num_classes": data.num_classes, "image_size": image_size,
-        "model": model_name, "recipe": asdict(recipe), "seed": seed, "classes": classes,
+        "dataset": data.name,
+        "num_classes": data.num_classes,
+        "image_size": image_size,
+        "model": model_name,
+        "recipe": asdict(recipe),
+        "seed": seed,
+        "classes": classes,
     }
     kind = "original" if len(classes) == data.num_classes else "retrained"
     path = cache_dir / f"{data.name.replace(':', '_')}-{model_name}-{kind}-{cache_key(spec)}.safetensors"
     expect = {"model": model_name, "num_classes": data.num_classes}
     if path.exists():
         model = create_model(model_name, data.num_classes, image_size=image_size)
-        load_into(model, path, expect=expect)
-        meta = read_metadata(path)
+        try:
+            load_into(model, path, expect=expect)
+            meta = read_metadata(path)
+        except CheckpointError as err:
+            raise CheckpointError(f"the cached model is unusable: {err}. Delete {path} to train it again.") from err
         return model.to(device).eval(), {**meta, "cached": True, "checkpoint": str(path)}
 
     set_seed(seed)
@@ -104,21 +114,29 @@ def environment() -> dict:
     import torchvision
 
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        ).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
     return {
-        "unsir_core": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
-        "torchvision": torchvision.__version__, "platform": platform.platform(), "cpu_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None, "git_commit": commit,
+        "unsir_core": __version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "platform": platform.platform(),
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "git_commit": commit,
     }
 
 
 def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) -> tuple[dict, UnlearnResult]:
     """Run ``cfg``; returns the metrics dict (the content of metrics.json) and UNSIR's result."""
-    data = load_dataset(cfg.dataset, cfg.data_dir, **_dataset_options(cfg))
+    data = load_dataset(cfg.dataset, cfg.data_dir, **dataset_options(cfg.dataset, cfg.image_size))
     forget = resolve_classes(list(cfg.forget), data.classes)
     retain = retained_classes(forget, data.num_classes)
     device = resolve_device(cfg.device)
@@ -126,25 +144,41 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
     recipe = cfg.recipe()
     common = dict(seed=cfg.seed, cache_dir=cache_dir, progress=progress)
 
-    original, original_meta = trained_model(data, cfg.model, recipe, range(data.num_classes), device, phase="original", **common)
+    original, original_meta = trained_model(
+        data, cfg.model, recipe, range(data.num_classes), device, phase="original", **common
+    )
     models: dict[str, dict] = {}
-    models["original"] = {**accuracy_report(original, data, forget, device), **_train_info(original_meta)}
+    models["original"] = {**accuracy_report(original, data, forget, device, progress), **_train_info(original_meta)}
     if cfg.retrain:
         retrained, retrained_meta = trained_model(data, cfg.model, recipe, retain, device, phase="retrain", **common)
-        models["retrained"] = {**accuracy_report(retrained, data, forget, device), **_train_info(retrained_meta)}
+        models["retrained"] = {
+            **accuracy_report(retrained, data, forget, device, progress),
+            **_train_info(retrained_meta),
+        }
 
     unsir_cfg = cfg.unsir_config()
     dr_sub = data.train.sample_per_class(retain, unsir_cfg.dr_sub_per_class, seed=cfg.seed)
     result = unsir(original, forget, dr_sub, data.normalize, unsir_cfg, device, seed=cfg.seed, progress=progress)
     models["unsir"] = {
-        **accuracy_report(result.model, data, forget, device),
-        "seconds": result.seconds, "phases": result.phases, "history": result.history,
+        **accuracy_report(result.model, data, forget, device, progress),
+        "seconds": result.seconds,
+        "phases": result.phases,
+        "history": result.history,
     }
     metrics = {
         "config": {
-            "dataset": cfg.dataset, "model": cfg.model, "forget": list(forget), "seed": cfg.seed,
-            "device": cfg.device, "device_used": str(device), "data_dir": cfg.data_dir, "cache_dir": str(cache_dir),
-            "image_size": cfg.image_size, "train": asdict(recipe), "unsir": asdict(unsir_cfg), "retrain": cfg.retrain,
+            "dataset": cfg.dataset,
+            "model": cfg.model,
+            "forget": list(forget),
+            "seed": cfg.seed,
+            "device": cfg.device,
+            "device_used": str(device),
+            "data_dir": cfg.data_dir,
+            "cache_dir": str(cache_dir),
+            "image_size": cfg.image_size,
+            "train": asdict(recipe),
+            "unsir": asdict(unsir_cfg),
+            "retrain": cfg.retrain,
             "dr_sub_size": len(dr_sub),
         },
         "forget_classes": list(forget),
@@ -158,8 +192,12 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
 
 
 def _train_info(meta: dict) -> dict:
-    return {"seconds": meta.get("seconds"), "cached": meta["cached"], "checkpoint": meta["checkpoint"],
-            "trained_on_device": meta.get("device")}
+    return {
+        "seconds": meta.get("seconds"),
+        "cached": meta["cached"],
+        "checkpoint": meta["checkpoint"],
+        "trained_on_device": meta.get("device"),
+    }
 
 
 def write_results(out_dir: str | Path, metrics: dict, result: UnlearnResult | None = None) -> Path:
@@ -168,9 +206,17 @@ def write_results(out_dir: str | Path, metrics: dict, result: UnlearnResult | No
     out.mkdir(parents=True, exist_ok=True)
     if result is not None:
         cfg = metrics["config"]
-        save_checkpoint(result.model, out / "unsir.safetensors",
-                        {"model": cfg["model"], "num_classes": len(metrics["class_names"]),
-                         "dataset": cfg["dataset"], "forget": metrics["forget_classes"], "seed": cfg["seed"]})
+        save_checkpoint(
+            result.model,
+            out / "unsir.safetensors",
+            {
+                "model": cfg["model"],
+                "num_classes": len(metrics["class_names"]),
+                "dataset": cfg["dataset"],
+                "forget": metrics["forget_classes"],
+                "seed": cfg["seed"],
+            },
+        )
     fd, tmp = tempfile.mkstemp(dir=out, prefix=".metrics-", suffix=".json")
     with os.fdopen(fd, "w") as f:
         json.dump(metrics, f, indent=2, allow_nan=True)

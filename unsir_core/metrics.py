@@ -11,13 +11,13 @@ Accuracy definitions (every figure is a fraction in [0, 1], per sample, not per 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 
 from .data import DataBundle, ImageTensors
-from .train import accuracy, predict
+from .train import ProgressFn, accuracy, predict
 
 
 def split_accuracy(logits: torch.Tensor, labels: torch.Tensor, forget: Sequence[int]) -> tuple[float, float]:
@@ -26,12 +26,14 @@ def split_accuracy(logits: torch.Tensor, labels: torch.Tensor, forget: Sequence[
     return accuracy(logits[is_forget], labels[is_forget]), accuracy(logits[~is_forget], labels[~is_forget])
 
 
-def accuracy_report(model: nn.Module, data: DataBundle, forget: Sequence[int], device: torch.device) -> dict[str, float]:
+def accuracy_report(
+    model: nn.Module, data: DataBundle, forget: Sequence[int], device: torch.device, progress: ProgressFn | None = None
+) -> dict[str, float]:
     """``forget_acc``, ``retain_acc`` (test split), ``forget_acc_train``, ``retain_acc_train``.
     Evaluation reads forget-class samples: it runs after unlearning, never inside it."""
     out: dict[str, float] = {}
     for split, suffix in ((data.test, ""), (data.train, "_train")):
-        logits = predict(model, split.images, data.normalize, device)
+        logits = predict(model, split.images, data.normalize, device, progress=progress)
         out[f"forget_acc{suffix}"], out[f"retain_acc{suffix}"] = split_accuracy(logits, split.labels, forget)
     return out
 

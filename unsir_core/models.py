@@ -7,7 +7,7 @@ where they exist, replacing the classifier head; this downloads them when not ca
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -102,11 +102,16 @@ class AllCNN(nn.Module):
             )
 
         self.features = nn.Sequential(
-            conv(in_channels, c1), conv(c1, c1), conv(c1, c1, stride=2),  # 32 -> 16
+            conv(in_channels, c1),
+            conv(c1, c1),
+            conv(c1, c1, stride=2),  # 32 -> 16
             nn.Dropout(0.2),
-            conv(c1, c2), conv(c2, c2), conv(c2, c2, stride=2),  # 16 -> 8
+            conv(c1, c2),
+            conv(c2, c2),
+            conv(c2, c2, stride=2),  # 16 -> 8
             nn.Dropout(0.2),
-            conv(c2, c2), conv(c2, c2, k=1),
+            conv(c2, c2),
+            conv(c2, c2, k=1),
         )
         self.classifier = nn.Sequential(nn.Conv2d(c2, num_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
 

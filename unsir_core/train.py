@@ -10,16 +10,16 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import DataBundle, ImageTensors, batches
 from .config import knob, lookup
+from .data import DataBundle, ImageTensors, batches
 from .errors import NonFiniteLossError, UnsirError
 
 ProgressFn = Callable[[str, int, int], None]
@@ -68,7 +68,7 @@ class TrainConfig:
     augment: bool = knob(False, "random 4-pixel-padded crop and horizontal flip")
     pretrained: bool = knob(False, "start from torchvision ImageNet weights where they exist")
 
-    def with_epochs(self, epochs: int | None) -> "TrainConfig":
+    def with_epochs(self, epochs: int | None) -> TrainConfig:
         return self if epochs is None else replace(self, epochs=epochs)
 
 
@@ -77,17 +77,27 @@ RECIPES: dict[tuple[str, str], TrainConfig] = {
     ("*", "*"): TrainConfig(),
     # AllCNN, MobileNetV2 and the ViT do not train stably with Adam at lr 0.01: use the usual
     # recipes for each family, with augmentation, on CIFAR-sized data.
-    ("*", "allcnn"): TrainConfig(optimizer="sgd", lr=0.05, weight_decay=5e-4, grad_clip_value=None,
-                                 scheduler="cosine", augment=True, epochs=30),
-    ("*", "mobilenetv2"): TrainConfig(optimizer="sgd", lr=0.05, weight_decay=4e-5, grad_clip_value=None,
-                                      scheduler="cosine", augment=True, epochs=30),
-    ("*", "vit"): TrainConfig(optimizer="adamw", lr=1e-3, weight_decay=0.05, grad_clip_value=None,
-                              scheduler="cosine", augment=True, epochs=40),
+    ("*", "allcnn"): TrainConfig(
+        optimizer="sgd", lr=0.05, weight_decay=5e-4, grad_clip_value=None, scheduler="cosine", augment=True, epochs=30
+    ),
+    ("*", "mobilenetv2"): TrainConfig(
+        optimizer="sgd", lr=0.05, weight_decay=4e-5, grad_clip_value=None, scheduler="cosine", augment=True, epochs=30
+    ),
+    ("*", "vit"): TrainConfig(
+        optimizer="adamw", lr=1e-3, weight_decay=0.05, grad_clip_value=None, scheduler="cosine", augment=True, epochs=40
+    ),
     # The embedded digits set is tiny (1437 training images): a short Adam run converges and
     # keeps the whole demo experiment within a couple of minutes on 2 CPU cores.
     ("digits", "*"): TrainConfig(epochs=8, batch_size=64, lr=1e-3, grad_clip_value=None, scheduler="cosine"),
-    ("digits", "vit"): TrainConfig(epochs=25, batch_size=64, optimizer="adamw", lr=1e-3, weight_decay=0.05,
-                                   grad_clip_value=None, scheduler="cosine"),
+    ("digits", "vit"): TrainConfig(
+        epochs=25,
+        batch_size=64,
+        optimizer="adamw",
+        lr=1e-3,
+        weight_decay=0.05,
+        grad_clip_value=None,
+        scheduler="cosine",
+    ),
 }
 
 
@@ -167,14 +177,17 @@ def predict(
     normalize: Callable[[torch.Tensor], torch.Tensor],
     device: torch.device,
     batch_size: int = 1000,
+    progress: ProgressFn | None = None,
 ) -> torch.Tensor:
     """Logits (N, num_classes) on the CPU for uint8 ``images`` (N, C, H, W), in eval mode."""
     was_training = model.training
     model.eval()
-    out = [
-        model(normalize(images[i : i + batch_size].to(device))).float().cpu()
-        for i in range(0, len(images), batch_size)
-    ]
+    out = []
+    total = -(-len(images) // batch_size)
+    for step, start in enumerate(range(0, len(images), batch_size)):
+        out.append(model(normalize(images[start : start + batch_size].to(device))).float().cpu())
+        if progress:
+            progress("evaluate", step + 1, total)
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
@@ -248,7 +261,12 @@ def fit(
         stats = train_one_epoch(
             model, loader, optimizer, device, grad_clip_value=cfg.grad_clip_value, on_step=tick, phase=phase
         )
-        entry = {"epoch": epoch + 1, "loss": stats.loss, "accuracy": stats.accuracy, "lr": optimizer.param_groups[0]["lr"]}
+        entry = {
+            "epoch": epoch + 1,
+            "loss": stats.loss,
+            "accuracy": stats.accuracy,
+            "lr": optimizer.param_groups[0]["lr"],
+        }
         if cfg.scheduler == "plateau":
             if held_out is not None:
                 logits = predict(model, held_out.images, data.normalize, device)

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import ImageTensors, batches, forbid_classes
 from .config import knob, lookup
+from .data import ImageTensors, batches, forbid_classes
 from .errors import InvalidClassesError, NonFiniteLossError, ZeroGlanceViolation
 from .train import EpochStats, ProgressFn, train_one_epoch
 
@@ -51,10 +51,21 @@ class UnsirConfig:
     rounds: int = knob(1, "impair + repair rounds (the noise is learned once)")
 
     @classmethod
-    def official(cls) -> "UnsirConfig":
+    def official(cls) -> UnsirConfig:
         """The official notebook's hyper-parameters (with its labelling bugs fixed)."""
-        return cls(dr_sub_per_class=1000, noise_batch=256, noise_steps=40, noise_lr=0.1, noise_lambda=0.1,
-                   noise_copies=20, batch_size=256, impair_lr=0.02, repair_lr=0.01, repair_epochs=1, rounds=1)
+        return cls(
+            dr_sub_per_class=1000,
+            noise_batch=256,
+            noise_steps=40,
+            noise_lr=0.1,
+            noise_lambda=0.1,
+            noise_copies=20,
+            batch_size=256,
+            impair_lr=0.02,
+            repair_lr=0.01,
+            repair_epochs=1,
+            rounds=1,
+        )
 
 
 # Defaults keyed by (data set, model), "*" matching any; see default_unsir().
@@ -122,7 +133,7 @@ def learn_noise(
             if progress:
                 progress("noise", step + 1, cfg.noise_steps)
     finally:
-        for p, flag in zip(model.parameters(), grad_flags):
+        for p, flag in zip(model.parameters(), grad_flags, strict=True):
             p.requires_grad_(flag)
         model.train(was_training)
     return noise.detach(), labels
@@ -160,8 +171,10 @@ def repair(
 ) -> list[EpochStats]:
     """``repair_epochs`` epochs (Adam, ``repair_lr``) over Dr_sub alone."""
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.repair_lr)
-    return [_epoch(model, dr_x, dr_y, optimizer, cfg, device, generator, progress, "repair")
-            for _ in range(cfg.repair_epochs)]
+    return [
+        _epoch(model, dr_x, dr_y, optimizer, cfg, device, generator, progress, "repair")
+        for _ in range(cfg.repair_epochs)
+    ]
 
 
 def _epoch(model, x, y, optimizer, cfg, device, generator, progress, phase) -> EpochStats:
@@ -202,7 +215,9 @@ def unsir(
         raise InvalidClassesError("no forget class given: choose at least one class to forget")
     leaked = dr_sub.classes_present & set(forget)
     if leaked:
-        raise ZeroGlanceViolation(f"Dr_sub holds samples of forget class(es) {sorted(leaked)}; it must hold retained classes only")
+        raise ZeroGlanceViolation(
+            f"Dr_sub holds samples of forget class(es) {sorted(leaked)}; it must hold retained classes only"
+        )
 
     gen = torch.Generator().manual_seed(seed)
     phases = {"noise": 0.0, "impair": 0.0, "repair": 0.0}
@@ -210,12 +225,15 @@ def unsir(
     with forbid_classes(forget):
         _sync(device)
         start = time.perf_counter()
-        unlearned = copy.deepcopy(model).to(device)  # never mutate the caller's model
+        # never mutate the caller's model; channels_last makes convolutions ~10% faster on CPU
+        unlearned = copy.deepcopy(model).to(device, memory_format=torch.channels_last)
         dr_x = normalize(dr_sub.images.to(device))  # (n, C, H, W), kept in memory for every epoch
         dr_y = dr_sub.labels.to(device)
 
         t = time.perf_counter()
-        noise, noise_labels = learn_noise(unlearned, forget, dr_sub.image_shape, cfg, device, generator=gen, progress=progress)
+        noise, noise_labels = learn_noise(
+            unlearned, forget, dr_sub.image_shape, cfg, device, generator=gen, progress=progress
+        )
         _sync(device)
         phases["noise"] += time.perf_counter() - t
 
