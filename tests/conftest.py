@@ -40,7 +40,7 @@ def trained_digits_model(digits):
     fit(
         model,
         digits.train,
-        digits,
+        digits.normalize,
         TrainConfig(epochs=3, batch_size=64, lr=1e-3, grad_clip_value=None, scheduler="none"),
         torch.device("cpu"),
     )

@@ -108,3 +108,12 @@ def test_imagefolder_reads_class_folders(tmp_path):
 def test_imagefolder_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(DataMissingError, match="does not exist"):
         load_dataset("imagefolder", tmp_path / "faces")
+
+
+def test_batches_never_end_with_a_single_sample():
+    from unsir_core.data import batches
+
+    x, y = torch.zeros(129, 1, 1, 1, dtype=torch.uint8), torch.arange(129)
+    sizes = [len(b[1]) for b in batches(x, y, 64, shuffle=True, generator=torch.Generator().manual_seed(0))]
+    assert sizes == [64, 65] and sum(sizes) == 129
+    assert [len(b[1]) for b in batches(x[:130], torch.arange(130), 64)] == [64, 64, 2]

@@ -33,3 +33,27 @@ def test_unknown_model_names_the_choices():
 def test_pretrained_where_none_exist_is_a_clear_error(name):
     with pytest.raises(UnsirError, match="no pretrained weights"):
         create_model(name, 10, pretrained=True)
+
+
+def test_pretrained_weights_offline_is_a_clear_error(monkeypatch, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no cached weights
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(UnsirError, match="could not load pretrained weights"):
+        create_model("resnet18", 10, pretrained=True)
+
+
+def test_pretrained_head_is_replaced(monkeypatch):
+    """With weights available (here: fake ones from a fresh model), the head fits num_classes."""
+    import torchvision.models as tvm
+
+    monkeypatch.setattr(
+        tvm.ResNet18_Weights.IMAGENET1K_V1, "get_state_dict", lambda *a, **k: tvm.resnet18().state_dict(), raising=False
+    )
+    model = create_model("resnet18", 7, pretrained=True)
+    assert model.fc.out_features == 7

@@ -38,7 +38,12 @@ def test_fit_reports_history_and_time(digits):
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
     small = digits.train.subset(torch.arange(256))
     result = fit(
-        model, small, digits, TrainConfig(epochs=3, batch_size=64, lr=1e-3), torch.device("cpu"), held_out=digits.test
+        model,
+        small,
+        digits.normalize,
+        TrainConfig(epochs=3, batch_size=64, lr=1e-3),
+        torch.device("cpu"),
+        held_out=digits.test,
     )
     assert len(result.history) == 3 and result.seconds > 0
     assert result.history[-1]["loss"] < result.history[0]["loss"]

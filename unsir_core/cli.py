@@ -19,7 +19,9 @@ from .config import knobs
 from .data import list_datasets, load_dataset, resolve_classes, retained_classes
 from .errors import UnsirError
 from .experiment import ExperimentConfig, dataset_options, run_experiment, trained_model, write_results
+from .methods import get_method, list_methods, method_knobs
 from .models import list_models
+from .runs import list_runs
 from .train import RECIPES, default_recipe, resolve_device
 from .unsir import UnsirConfig, default_unsir
 
@@ -108,13 +110,33 @@ def build_parser() -> argparse.ArgumentParser:
         "experiment",
         help="train/load original and retrained models, unlearn with UNSIR, write metrics.json",
         description="Train or load the original model and the retrained gold standard, unlearn the "
-        "forget classes with UNSIR and write OUT/metrics.json and OUT/unsir.safetensors.",
+        "forget classes with UNSIR (and any other --methods), measure every model and write "
+        "OUT/metrics.json and OUT/<method>.safetensors.",
     )
     _add_common(exp)
     exp.add_argument(
         "--forget", required=True, help="forget classes: ids or names, comma-separated (e.g. 3 or 2,8 or cat)"
     )
     exp.add_argument("--out", required=True, help="output directory for metrics.json and the unlearned checkpoint")
+    exp.add_argument(
+        "--methods",
+        default="unsir",
+        help=f"comma-separated unlearning methods to compare (default unsir); any of: {', '.join(list_methods())}",
+    )
+    exp.add_argument("--seeds", help="comma-separated seeds (e.g. 0,1,2): every method per seed, mean and std reported")
+    exp.add_argument(
+        "--metrics",
+        default=",".join(ExperimentConfig.metrics),
+        help="metrics beyond accuracy, comma-separated, or 'accuracy' for accuracy only "
+        f"(default {','.join(ExperimentConfig.metrics)})",
+    )
+    exp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="METHOD.FIELD=VALUE",
+        help="change a method's hyper-parameter, e.g. --set neggrad.lr=0.005 (repeatable)",
+    )
     exp.add_argument(
         "--no-retrain", action="store_true", help="skip the retrained gold standard (saves a full training)"
     )
@@ -126,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(tr)
     tr.add_argument("--forget", help="train the retrained model without these classes instead of the original")
 
-    sub.add_parser("list", help="list data sets, models and training recipes")
+    sub.add_parser("list", help="list data sets, models, methods and training recipes")
+
+    runs = sub.add_parser("runs", help="list the stored runs under a directory (newest first)")
+    runs.add_argument("root", nargs="?", default="runs", help="directory holding run directories (default runs)")
     return parser
 
 
@@ -141,30 +166,72 @@ def _train_config(args: argparse.Namespace):
     return replace(recipe, pretrained=True) if args.pretrained else recipe
 
 
+def _parse_sets(items: list[str]) -> tuple[tuple[str, str, object], ...]:
+    """``--set METHOD.FIELD=VALUE`` -> (method, field, typed value)."""
+    out = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise UnsirError(f"--set {item!r}: expected METHOD.FIELD=VALUE, e.g. neggrad.lr=0.005")
+        fields = {f: d for f, d, _ in method_knobs(method)}
+        if name not in fields:
+            raise UnsirError(f"--set {item!r}: {method} has no field {name!r}; fields: {', '.join(fields)}")
+        kind = type(fields[name]) if fields[name] is not None else float
+        try:
+            value = (raw.lower() in ("1", "true", "yes")) if kind is bool else kind(raw)
+        except ValueError as err:
+            raise UnsirError(f"--set {item!r}: {err}") from err
+        out.append((method, name, value))
+    return tuple(out)
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise UnsirError(f"{flag} takes comma-separated integers, got {text!r}") from None
+
+
 def cmd_experiment(args: argparse.Namespace) -> None:
     cfg = ExperimentConfig(
-        dataset=args.dataset,
-        model=args.model,
-        forget=tuple(args.forget.split(",")),
-        seed=args.seed,
-        device=args.device,
-        data_dir=args.data_dir,
-        cache_dir=args.cache_dir,
-        image_size=args.image_size,
-        train=_train_config(args),
-        unsir=_unsir_config(args),
-        retrain=not args.no_retrain,
-    )
+        dataset=args.dataset, model=args.model, forget=tuple(args.forget.split(",")), seed=args.seed,
+        seeds=_int_list(args.seeds, "--seeds") if args.seeds else None, device=args.device, data_dir=args.data_dir,
+        cache_dir=args.cache_dir, image_size=args.image_size, train=_train_config(args), unsir=_unsir_config(args),
+        retrain=not args.no_retrain, methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+        method_overrides=_parse_sets(args.set),
+        metrics=() if args.metrics == "accuracy" else tuple(m for m in args.metrics.split(",") if m != "accuracy"),
+    )  # fmt: skip
     progress = TqdmProgress(disable=args.quiet)
-    metrics, result = run_experiment(cfg, progress=progress)
+    metrics, models = run_experiment(cfg, progress=progress)
     progress.close()
-    path = write_results(args.out, metrics, result)
-    rows = [(name, m) for name, m in metrics["models"].items()]
-    print(f"{'model':<10} {'forget_acc':>10} {'retain_acc':>10} {'seconds':>9}")
-    for name, m in rows:
-        seconds = "-" if m.get("seconds") is None else f"{m['seconds']:.1f}"
-        print(f"{name:<10} {m['forget_acc']:>10.4f} {m['retain_acc']:>10.4f} {seconds:>9}")
+    path = write_results(args.out, metrics, models)
+    print(format_table(metrics))
+    for name, message in metrics["errors"].items():
+        print(f"warning: {name} failed: {message}", file=sys.stderr)
     print(f"wrote {path}")
+
+
+def format_table(metrics: dict) -> str:
+    """The headline numbers of a run as a text table (mean +- std over seeds)."""
+
+    def cell(m: dict, key: str, fmt: str) -> str:
+        value = m.get(key)
+        if value is None:
+            return "-"
+        std = m.get("std", {}).get(key, 0.0)
+        return format(value, fmt) + (f"+-{std:{fmt}}" if len(metrics["per_seed"]) > 1 else "")
+
+    lines = [f"{'model':<12} {'forget_acc':>14} {'retain_acc':>14} {'seconds':>12} {'MIA':>6} {'relearn':>8}"]
+    for name, m in metrics["models"].items():
+        mia = m.get("mia", {}).get("member_rate")
+        relearn = m.get("relearn", {}).get("steps")
+        lines.append(
+            f"{name:<12} {cell(m, 'forget_acc', '.4f'):>14} {cell(m, 'retain_acc', '.4f'):>14} "
+            f"{cell(m, 'seconds', '.1f'):>12} {'-' if mia is None else f'{mia:.3f}':>6} "
+            f"{'-' if relearn is None else f'{relearn:.0f}':>8}"
+        )
+    return "\n".join(lines)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -203,12 +270,27 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_list(args: argparse.Namespace) -> None:
     print("data sets:", ", ".join(list_datasets()))
     print("models:   ", ", ".join(list_models()))
+    print("methods:")
+    for name in list_methods():
+        m = get_method(name)
+        print(f"  {name:<12} {'reads forget data' if m.reads_forget else 'zero-glance':<18} {m.summary}")
     print("recipes (data set, model):")
     for (dataset, model), recipe in RECIPES.items():
         print(f"  {dataset:>8} {model:<12} {recipe}")
 
 
-COMMANDS = {"experiment": cmd_experiment, "train": cmd_train, "list": cmd_list}
+def cmd_runs(args: argparse.Namespace) -> None:
+    rows = list_runs(args.root)
+    if not rows:
+        print(f"no runs under {args.root}")
+    for r in rows:
+        unsir = r.headline.get("unsir", {})
+        figures = f"unsir forget {unsir['forget_acc']:.3f} retain {unsir['retain_acc']:.3f}" if unsir else ""
+        print(f"{r.finished_at:<25} {r.path.name:<30} {r.dataset}/{r.model} forget={r.forget_classes} "
+              f"methods={','.join(r.methods)} seeds={r.seeds} {figures}")  # fmt: skip
+
+
+COMMANDS = {"experiment": cmd_experiment, "train": cmd_train, "list": cmd_list, "runs": cmd_runs}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -185,11 +185,19 @@ def batches(
     generator: torch.Generator | None = None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(transform(images[i]), labels[i])`` mini-batches, in order or shuffled."""
+    """Yield ``(transform(images[i]), labels[i])`` mini-batches, in order or shuffled.
+
+    A last batch of a single sample is merged into the one before it: BatchNorm cannot train
+    on one sample when the feature map is 1x1 (MobileNetV2 and ResNet18 at 32x32 input).
+    """
     n = labels.shape[0]
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    for start in range(0, n, batch_size):
-        idx = order[start : start + batch_size]
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else n
+        idx = order[start:end]
         x = images[idx]
         yield (transform(x) if transform else x), labels[idx]
 

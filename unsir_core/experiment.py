@@ -3,22 +3,24 @@
 ``run_experiment(cfg)`` trains or loads (from the checkpoint cache) the original model on all
 classes and the retrained model on the retained classes only, with the same recipe and seed,
 then unlearns the forget classes from the original with UNSIR and measures all three.
-``write_results`` puts metrics.json (and the unlearned checkpoint) into a directory
-atomically, so a failed or cancelled run leaves nothing half-written.
+With several methods and seeds it runs every method for every seed (each seed trains or
+loads its own original and retrained models) and reports means and standard deviations.
+``write_results`` puts metrics.json and the unlearned checkpoints into a run directory
+atomically (see ``runs.py``), so a failed or cancelled run leaves nothing half-written.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import platform
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -26,11 +28,20 @@ import torch.nn as nn
 from . import __version__
 from .checkpoints import cache_key, default_cache_dir, load_into, read_metadata, save_checkpoint
 from .data import DataBundle, load_dataset, resolve_classes, retained_classes
-from .errors import CheckpointError
-from .metrics import accuracy_report
+from .errors import CheckpointError, UnsirError
+from .methods import get_method, method_config, unlearn
+from .metrics import (
+    accuracy_report,
+    layer_distances,
+    membership_inference,
+    output_distance,
+    prediction_distribution,
+    relearn_time,
+)  # fmt: skip
 from .models import create_model
-from .train import ProgressFn, TrainConfig, default_recipe, fit, resolve_device, set_seed
-from .unsir import UnlearnResult, UnsirConfig, default_unsir, unsir
+from .runs import atomic_run_dir, write_json
+from .train import ProgressFn, TrainConfig, accuracy, default_recipe, fit, predict, resolve_device, set_seed
+from .unsir import UnsirConfig, default_unsir
 
 
 @dataclass(frozen=True)
@@ -48,12 +59,28 @@ class ExperimentConfig:
     train: TrainConfig | None = None  # None: default_recipe(dataset, model)
     unsir: UnsirConfig | None = None  # None: default_unsir(dataset, model)
     retrain: bool = True  # also train (or load) the retrained gold standard
+    methods: tuple[str, ...] = ("unsir",)  # unlearning methods to run and compare
+    method_overrides: tuple[tuple[str, str, Any], ...] = ()  # (method, field, value) changes to defaults
+    seeds: tuple[int, ...] | None = None  # None: (seed,); several: mean and std over seeds
+    metrics: tuple[str, ...] = ("relearn", "distance", "predictions", "mia", "output_distance")  # beyond accuracy
+    relearn_fraction: float = 0.9  # relearn threshold, as a fraction of the original's forget accuracy
 
     def recipe(self) -> TrainConfig:
         return self.train or default_recipe(self.dataset, self.model)
 
     def unsir_config(self) -> UnsirConfig:
         return self.unsir or default_unsir(self.dataset, self.model)
+
+    def method_config(self, name: str) -> Any:
+        if name == "unsir" and self.unsir is not None:
+            base = self.unsir
+        else:
+            base = method_config(name, self.dataset, self.model)
+        changes = {f: v for m, f, v in self.method_overrides if m == name}
+        return replace(base, **changes)
+
+    def seed_list(self) -> tuple[int, ...]:
+        return self.seeds or (self.seed,)
 
 
 def dataset_options(dataset: str, image_size: int) -> dict:
@@ -103,7 +130,9 @@ def trained_model(
     model = create_model(model_name, data.num_classes, image_size=image_size, pretrained=recipe.pretrained)
     train = data.train.select(classes) if kind == "retrained" else data.train
     held_out = data.test.select(classes) if kind == "retrained" else data.test
-    result = fit(model, train, data, recipe, device, seed=seed, held_out=held_out, progress=progress, phase=phase)
+    result = fit(
+        model, train, data.normalize, recipe, device, seed=seed, held_out=held_out, progress=progress, phase=phase
+    )
     meta = {**spec, **expect, "seconds": result.seconds, "device": str(device), "history": result.history}
     save_checkpoint(model, path, meta)
     return model.eval(), {**meta, "cached": False, "checkpoint": str(path)}
@@ -134,91 +163,182 @@ def environment() -> dict:
     }
 
 
-def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) -> tuple[dict, UnlearnResult]:
-    """Run ``cfg``; returns the metrics dict (the content of metrics.json) and UNSIR's result."""
+def evaluate_model(
+    model: nn.Module,
+    data: DataBundle,
+    forget: Sequence[int],
+    device: torch.device,
+    *,
+    original: nn.Module,
+    retrained: nn.Module | None,
+    which: Sequence[str],
+    relearn_threshold: float,
+    seed: int,
+    progress: ProgressFn | None = None,
+) -> dict:
+    """Every metric of ``model`` (see metrics.py); ``which`` picks the costly ones."""
+    out: dict[str, Any] = accuracy_report(model, data, forget, device, progress)
+    retain = retained_classes(forget, data.num_classes)
+    forget_test, forget_train = data.test.select(forget), data.train.select(forget)
+    if "predictions" in which:
+        logits = predict(model, forget_test.images, data.normalize, device)
+        out["prediction_distribution"] = prediction_distribution(logits, data.num_classes)
+    if "distance" in which:
+        out["layer_distance"] = layer_distances(model, original)
+    if "mia" in which:
+        out["mia"] = membership_inference(
+            model, data.train.select(retain), data.test.select(retain), forget_train, data.normalize, device, seed=seed
+        )
+    if "output_distance" in which and retrained is not None:
+        out["output_distance"] = output_distance(model, retrained, forget_test.images, data.normalize, device)
+    if "relearn" in which:
+        dr = data.train.sample_per_class(retain, 100, seed=seed)
+        out["relearn"] = relearn_time(
+            model, forget_train, dr, forget_test, data.normalize, device, threshold=relearn_threshold, seed=seed
+        )
+    return out
+
+
+def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) -> tuple[dict, dict[str, nn.Module]]:
+    """Run ``cfg``. Returns the metrics dict (the content of metrics.json) and the unlearned
+    models of the first seed by method name (to be saved with the run).
+
+    A method that fails (e.g. out of memory, NaN loss) is reported under ``errors`` and the
+    others go on; if every method fails, the first error is raised.
+    """
     data = load_dataset(cfg.dataset, cfg.data_dir, **dataset_options(cfg.dataset, cfg.image_size))
     forget = resolve_classes(list(cfg.forget), data.classes)
     retain = retained_classes(forget, data.num_classes)
+    methods = [m for m in cfg.methods if m != "retrain"]  # the retrained model is the gold standard itself
+    for name in cfg.methods:
+        get_method(name)  # unknown names fail before any training
+    configs = {name: cfg.method_config(name) for name in methods}
     device = resolve_device(cfg.device)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     recipe = cfg.recipe()
-    common = dict(seed=cfg.seed, cache_dir=cache_dir, progress=progress)
+    want_retrained = cfg.retrain or "retrain" in cfg.methods
 
-    original, original_meta = trained_model(
-        data, cfg.model, recipe, range(data.num_classes), device, phase="original", **common
-    )
-    models: dict[str, dict] = {}
-    models["original"] = {**accuracy_report(original, data, forget, device, progress), **_train_info(original_meta)}
-    if cfg.retrain:
-        retrained, retrained_meta = trained_model(data, cfg.model, recipe, retain, device, phase="retrain", **common)
-        models["retrained"] = {
-            **accuracy_report(retrained, data, forget, device, progress),
-            **_train_info(retrained_meta),
-        }
+    per_seed, errors, first_models = [], {}, {}
+    first_error: BaseException | None = None
+    for seed in cfg.seed_list():
+        common = {"seed": seed, "cache_dir": cache_dir, "progress": progress}
+        original, original_meta = trained_model(
+            data, cfg.model, recipe, range(data.num_classes), device, phase="original", **common
+        )
+        retrained, retrained_meta = None, None
+        if want_retrained:
+            retrained, retrained_meta = trained_model(
+                data, cfg.model, recipe, retain, device, phase="retrain", **common
+            )
+        forget_test = data.test.select(forget)
+        original_forget_acc = accuracy(
+            predict(original, forget_test.images, data.normalize, device), forget_test.labels
+        )
+        threshold = cfg.relearn_fraction * original_forget_acc
+        evaluate = partial(
+            evaluate_model, data=data, forget=forget, device=device, original=original, retrained=retrained,
+            which=cfg.metrics, relearn_threshold=threshold, seed=seed, progress=progress,
+        )  # fmt: skip
 
-    unsir_cfg = cfg.unsir_config()
-    dr_sub = data.train.sample_per_class(retain, unsir_cfg.dr_sub_per_class, seed=cfg.seed)
-    result = unsir(original, forget, dr_sub, data.normalize, unsir_cfg, device, seed=cfg.seed, progress=progress)
-    models["unsir"] = {
-        **accuracy_report(result.model, data, forget, device, progress),
-        "seconds": result.seconds,
-        "phases": result.phases,
-        "history": result.history,
-    }
+        models: dict[str, dict] = {"original": {**evaluate(original), **_train_info(original_meta)}}
+        if retrained is not None:
+            models["retrained"] = {**evaluate(retrained), **_train_info(retrained_meta)}
+        for name in methods:
+            try:
+                result = unlearn(name, original, cfg.model, data, forget, device, configs[name], seed=seed,
+                                 progress=progress)  # fmt: skip
+            except (UnsirError, torch.OutOfMemoryError, MemoryError) as err:
+                errors.setdefault(name, f"{type(err).__name__}: {err}")
+                first_error = first_error or err
+                continue
+            models[name] = {**evaluate(result.model), "seconds": result.seconds, "phases": result.phases,
+                            "history": result.history, "zero_glance": not get_method(name).reads_forget}  # fmt: skip
+            if seed == cfg.seed_list()[0]:
+                first_models[name] = result.model
+        per_seed.append({"seed": seed, "models": models})
+
+    if methods and all(name in errors for name in methods):
+        if len(methods) == 1 and isinstance(first_error, UnsirError):
+            raise first_error
+        raise UnsirError(f"every method failed: {'; '.join(f'{k}: {v}' for k, v in errors.items())}")
     metrics = {
         "config": {
             "dataset": cfg.dataset,
             "model": cfg.model,
             "forget": list(forget),
-            "seed": cfg.seed,
+            "seed": cfg.seed_list()[0],
+            "seeds": list(cfg.seed_list()),
+            "methods": list(cfg.methods),
             "device": cfg.device,
             "device_used": str(device),
             "data_dir": cfg.data_dir,
             "cache_dir": str(cache_dir),
             "image_size": cfg.image_size,
             "train": asdict(recipe),
-            "unsir": asdict(unsir_cfg),
-            "retrain": cfg.retrain,
-            "dr_sub_size": len(dr_sub),
-        },
+            "retrain": want_retrained,
+            "unsir": asdict(configs["unsir"]) if "unsir" in configs else None,
+            "method_configs": {name: asdict(c) for name, c in configs.items()},
+            "dr_sub_size": len(retain) * configs["unsir"].dr_sub_per_class if "unsir" in configs else None,
+            "metrics": list(cfg.metrics),
+            "relearn_fraction": cfg.relearn_fraction,
+        },  # fmt: skip
         "forget_classes": list(forget),
         "forget_class_names": [data.classes[c] for c in forget],
         "class_names": data.classes,
         "environment": environment(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "models": models,
+        "models": aggregate_seeds([s["models"] for s in per_seed]),
+        "per_seed": per_seed,
+        "errors": errors,
     }
-    return metrics, result
+    return metrics, first_models
+
+
+def aggregate_seeds(runs: list[dict[str, dict]]) -> dict[str, dict]:
+    """Mean over seeds of every number (recursively, lists element-wise), with the standard
+    deviation of each top-level number under ``std``; other values are taken from the first."""
+    out: dict[str, dict] = {}
+    for name in runs[0]:
+        entries = [r[name] for r in runs if name in r]
+        merged = _mean(entries)
+        merged["std"] = {
+            k: statistics.pstdev(e[k] for e in entries)
+            for k, v in entries[0].items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None
+        }
+        out[name] = merged
+    return out
+
+
+def _mean(values: list):
+    first = values[0]
+    if isinstance(first, bool) or first is None or isinstance(first, str):
+        return first
+    if isinstance(first, (int, float)):
+        nums = [v for v in values if v is not None]
+        return sum(nums) / len(nums) if nums else None
+    if isinstance(first, dict):
+        return {k: _mean([v[k] for v in values if isinstance(v, dict) and k in v]) for k in first}
+    if isinstance(first, list) and all(isinstance(v, list) and len(v) == len(first) for v in values):
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in first):
+            return [sum(col) / len(col) for col in zip(*values, strict=True)]
+    return first
 
 
 def _train_info(meta: dict) -> dict:
-    return {
-        "seconds": meta.get("seconds"),
-        "cached": meta["cached"],
-        "checkpoint": meta["checkpoint"],
-        "trained_on_device": meta.get("device"),
-    }
+    return {"seconds": meta.get("seconds"), "cached": meta["cached"], "checkpoint": meta["checkpoint"],
+            "trained_on_device": meta.get("device")}  # fmt: skip
 
 
-def write_results(out_dir: str | Path, metrics: dict, result: UnlearnResult | None = None) -> Path:
-    """Write ``metrics.json`` (and ``unsir.safetensors``) into ``out_dir`` atomically."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if result is not None:
-        cfg = metrics["config"]
-        save_checkpoint(
-            result.model,
-            out / "unsir.safetensors",
-            {
-                "model": cfg["model"],
-                "num_classes": len(metrics["class_names"]),
-                "dataset": cfg["dataset"],
-                "forget": metrics["forget_classes"],
-                "seed": cfg["seed"],
-            },
-        )
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".metrics-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(metrics, f, indent=2, allow_nan=True)
-    os.replace(tmp, out / "metrics.json")
-    return out / "metrics.json"
+def write_results(out_dir: str | Path, metrics: dict, models: dict[str, nn.Module] | None = None) -> Path:
+    """Write ``metrics.json`` and ``<method>.safetensors`` (first seed) into the run directory
+    ``out_dir``, atomically: the directory appears complete or not at all."""
+    cfg = metrics["config"]
+    with atomic_run_dir(out_dir) as tmp:
+        for name, model in (models or {}).items():
+            save_checkpoint(model, tmp / f"{name}.safetensors", {
+                "model": cfg["model"], "num_classes": len(metrics["class_names"]), "dataset": cfg["dataset"],
+                "forget": metrics["forget_classes"], "seed": cfg["seed"], "method": name,
+            })  # fmt: skip
+        write_json(tmp / "metrics.json", metrics)
+    return Path(out_dir) / "metrics.json"

@@ -1,23 +1,44 @@
-"""Metrics of a model against a forget/retain split. Functions return data; nothing draws.
+"""Metrics of unlearning. Functions return data (floats, dicts, lists); nothing draws.
 
-Accuracy definitions (every figure is a fraction in [0, 1], per sample, not per batch):
+Definitions (also in README.md). Accuracies are per sample, fractions in [0, 1]:
 
-- ``forget_acc``: on the TEST split, the fraction of forget-class images whose predicted
-  class (argmax of the logits) equals their label. ADf in the paper; ~0 after forgetting.
-- ``retain_acc``: the same over the retained classes' test images. ADr in the paper; it
-  should stay close to the original model's.
+- ``forget_acc`` (ADf): on the TEST split, the fraction of forget-class images whose
+  predicted class (argmax of the logits) equals their label. ~0 after forgetting.
+- ``retain_acc`` (ADr): the same over the retained classes' test images; it should stay close
+  to the original model's.
 - ``forget_acc_train`` / ``retain_acc_train``: the same on the TRAIN split.
+- relearn time (:func:`relearn_time`): optimiser steps of fine-tuning on forget-class training
+  data (mixed half and half with retained data, fixed lr and batch) until the forget accuracy
+  on the test split reaches a threshold; 0 if it already does. A model that truly forgot
+  relearns about as slowly as the retrained one.
+- layer distance (:func:`layer_distances`): for each module that owns parameters, the L2 norm
+  of the difference of all its parameters from the reference (original) model.
+- prediction distribution (:func:`prediction_distribution`): counts of predicted classes over
+  the forget-class test images.
+- membership inference (:func:`membership_inference`): a logistic-regression attack on the
+  per-sample output entropy (or loss), trained to tell retained TRAIN samples (members) from
+  TEST samples (non-members), balanced; ``member_rate`` is the fraction of forget-class
+  training samples it calls members. The retrained model gives the reference value.
+- output distance (:func:`output_distance`): over forget-class test images, the mean
+  Jensen-Shannon divergence (natural log, in [0, ln 2]) and the mean L2 distance between the
+  softmax outputs of a model and of the retrained model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+import math
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
-import torch.nn as nn
+import torch.nn.functional as F
+from torch import nn
 
-from .data import DataBundle, ImageTensors
-from .train import ProgressFn, accuracy, predict
+from .data import DataBundle, ImageTensors, batches
+from .train import ProgressFn, accuracy, predict, train_one_epoch
+
+Normalize = Callable[[torch.Tensor], torch.Tensor]
 
 
 def split_accuracy(logits: torch.Tensor, labels: torch.Tensor, forget: Sequence[int]) -> tuple[float, float]:
@@ -42,3 +63,154 @@ def per_class_accuracy(model: nn.Module, split: ImageTensors, data: DataBundle, 
     """Accuracy of each class on ``split`` (nan for a class with no sample), index = class id."""
     logits = predict(model, split.images, data.normalize, device)
     return [accuracy(logits[split.labels == c], split.labels[split.labels == c]) for c in range(data.num_classes)]
+
+
+def prediction_distribution(logits: torch.Tensor, num_classes: int) -> list[int]:
+    """Counts of predicted classes (argmax) over the rows of ``logits``, index = class id."""
+    return torch.bincount(logits.argmax(1), minlength=num_classes).tolist()
+
+
+def layer_distances(model: nn.Module, reference: nn.Module) -> dict[str, float]:
+    """L2 distance to ``reference`` per module that owns parameters (named as in
+    ``named_modules``; buffers such as BatchNorm statistics are not weights and are left out):
+    ``sqrt(sum over the module's parameters of ||w - w_ref||^2)``."""
+    ref = dict(reference.named_parameters())
+    out: dict[str, float] = {}
+    for name, module in model.named_modules():
+        own = list(module.named_parameters(recurse=False))
+        if not own:
+            continue
+        sq = 0.0
+        for pname, p in own:
+            full = f"{name}.{pname}" if name else pname
+            if full not in ref or ref[full].shape != p.shape:
+                raise ValueError(f"models differ at {full}: cannot compare their weights")
+            sq += (p.detach().float().cpu() - ref[full].detach().float().cpu()).pow(2).sum().item()
+        out[name or "(root)"] = math.sqrt(sq)
+    return out
+
+
+def _entropy(logits: torch.Tensor) -> torch.Tensor:
+    logp = F.log_softmax(logits.float(), dim=1)
+    return -(logp.exp() * logp).sum(1)
+
+
+MIA_FEATURES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "entropy": lambda logits, labels: _entropy(logits),
+    "loss": lambda logits, labels: F.cross_entropy(logits.float(), labels, reduction="none"),
+}
+
+
+def membership_inference(
+    model: nn.Module,
+    members: ImageTensors,
+    non_members: ImageTensors,
+    target: ImageTensors,
+    normalize: Normalize,
+    device: torch.device,
+    *,
+    feature: str = "entropy",
+    seed: int = 0,
+) -> dict[str, float]:
+    """Train a balanced logistic-regression attack on one per-sample ``feature`` of
+    ``members`` (label 1) vs ``non_members`` (label 0) and apply it to ``target``.
+
+    Returns ``member_rate`` (fraction of ``target`` called members) and ``attack_accuracy``
+    (the attack's accuracy on its own balanced training data: ~0.5 means it cannot tell).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    if feature not in MIA_FEATURES:
+        raise ValueError(f"unknown MIA feature {feature!r}; choose one of {sorted(MIA_FEATURES)}")
+    fn = MIA_FEATURES[feature]
+    gen = torch.Generator().manual_seed(seed)
+    n = min(len(members), len(non_members))
+    members = members.subset(torch.randperm(len(members), generator=gen)[:n])
+    non_members = non_members.subset(torch.randperm(len(non_members), generator=gen)[:n])
+
+    def feats(split: ImageTensors) -> np.ndarray:
+        logits = predict(model, split.images, normalize, device)
+        return fn(logits, split.labels).clamp(-1e4, 1e4).numpy().reshape(-1, 1)
+
+    x = np.concatenate([feats(members), feats(non_members)])
+    y = np.concatenate([np.ones(n), np.zeros(n)])
+    attack = LogisticRegression(class_weight="balanced", solver="lbfgs", max_iter=1000)
+    attack.fit(x, y)
+    return {
+        "member_rate": float(attack.predict(feats(target)).mean()),
+        "attack_accuracy": float(attack.score(x, y)),
+        "feature": feature,
+    }
+
+
+def output_distance(
+    model: nn.Module, reference: nn.Module, images: torch.Tensor, normalize: Normalize, device: torch.device
+) -> dict[str, float]:
+    """Mean Jensen-Shannon divergence and mean L2 distance between the softmax outputs of
+    ``model`` and ``reference`` over ``images`` (uint8)."""
+    p = F.softmax(predict(model, images, normalize, device), dim=1)
+    q = F.softmax(predict(reference, images, normalize, device), dim=1)
+    m = 0.5 * (p + q)
+
+    def kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a * (a.clamp_min(1e-12).log() - b.clamp_min(1e-12).log())).sum(1)
+
+    js = 0.5 * kl(p, m) + 0.5 * kl(q, m)
+    return {"js_divergence": js.mean().item(), "activation_distance": (p - q).norm(dim=1).mean().item()}
+
+
+def relearn_time(
+    model: nn.Module,
+    forget_train: ImageTensors,
+    retain_train: ImageTensors,
+    forget_test: ImageTensors,
+    normalize: Normalize,
+    device: torch.device,
+    *,
+    threshold: float,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    max_steps: int = 500,
+    eval_every: int = 5,
+    seed: int = 0,
+) -> dict[str, float | int | bool]:
+    """Steps (and epochs of the forget data) of Adam fine-tuning a copy of ``model`` until its
+    accuracy on ``forget_test`` reaches ``threshold``; 0 when it already does.
+
+    Each batch holds ``batch_size // 2`` forget-class and as many retained training samples,
+    so the model cannot just predict the forget class everywhere. Accuracy is checked every
+    ``eval_every`` steps; ``reached`` is False when ``max_steps`` pass first.
+    """
+    work = copy.deepcopy(model).to(device)
+    gen = torch.Generator().manual_seed(seed)
+    half = max(1, batch_size // 2)
+    per_epoch = math.ceil(len(forget_train) / half)
+
+    def forget_acc() -> float:
+        return accuracy(predict(work, forget_test.images, normalize, device), forget_test.labels)
+
+    def mixed_epoch():  # one pass over the forget data, each batch topped up with retained samples
+        r_order = torch.randperm(len(retain_train), generator=gen)
+        for i, (xf, yf) in enumerate(
+            batches(forget_train.images, forget_train.labels, half, shuffle=True, generator=gen)
+        ):
+            ridx = r_order[(i * half) % len(r_order) :][:half]
+            yield normalize(torch.cat([xf, retain_train.images[ridx]])), torch.cat([yf, retain_train.labels[ridx]])
+
+    state = {"steps": 0, "reached": forget_acc() >= threshold}
+
+    def on_step() -> bool:
+        state["steps"] += 1
+        if state["steps"] % eval_every == 0 and forget_acc() >= threshold:
+            state["reached"] = True
+        return state["reached"] or state["steps"] >= max_steps
+
+    optimizer = torch.optim.Adam(work.parameters(), lr=lr)
+    while not state["reached"] and state["steps"] < max_steps:
+        train_one_epoch(work, mixed_epoch(), optimizer, device, on_step=on_step, phase="relearn")
+    return {
+        "steps": state["steps"],
+        "epochs": state["steps"] / per_epoch,
+        "reached": state["reached"],
+        "threshold": threshold,
+    }

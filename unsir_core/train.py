@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import knob, lookup
-from .data import DataBundle, ImageTensors, batches
+from .data import ImageTensors, batches
 from .errors import NonFiniteLossError, UnsirError
 
 ProgressFn = Callable[[str, int, int], None]
@@ -127,17 +127,29 @@ class EpochStats:
     seconds: float
 
 
+def batch_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy of a batch. ``target``: class ids (B,) or soft targets (B, K), e.g. a
+    teacher's probabilities for distillation; ``weight`` (B,): per-sample weights, e.g.
+    negative ones for gradient ascent (NegGrad)."""
+    if target.is_floating_point():
+        per_sample = -(target * F.log_softmax(logits, dim=1)).sum(1)
+    else:
+        per_sample = F.cross_entropy(logits, target, reduction="none")
+    return per_sample.mean() if weight is None else (per_sample * weight).mean()
+
+
 def train_one_epoch(
     model: nn.Module,
-    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    loader: Iterable[tuple[torch.Tensor, ...]],
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     *,
     grad_clip_value: float | None = None,
-    on_step: Callable[[], None] | None = None,
+    on_step: Callable[[], bool | None] | None = None,
     phase: str = "train",
 ) -> EpochStats:
-    """One pass of SGD-style training over ``loader`` (normalised inputs, labels) in train mode.
+    """One pass of training over ``loader`` in train mode. Batches are ``(x, target)`` or
+    ``(x, target, weight)`` with normalised inputs x; see :func:`batch_loss`.
 
     Raises :class:`NonFiniteLossError` as soon as a loss is NaN or infinite; the caller decides
     what to keep (UNSIR works on a copy, so the original model is never touched).
@@ -147,10 +159,10 @@ def train_one_epoch(
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
-    for step, (x, y) in enumerate(loader):
+    for step, (x, y, *weight) in enumerate(loader):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        loss = batch_loss(logits, y, weight[0].to(device) if weight else None)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"{phase}: the loss became {loss.item()} at step {step}; lower the learning rate. "
@@ -162,10 +174,10 @@ def train_one_epoch(
             nn.utils.clip_grad_value_(model.parameters(), grad_clip_value)
         optimizer.step()
         loss_sum += loss.detach() * y.shape[0]
-        correct += (logits.argmax(1) == y).sum()
+        correct += (logits.argmax(1) == (y.argmax(1) if y.is_floating_point() else y)).sum()
         seen += y.shape[0]
-        if on_step:
-            on_step()
+        if on_step and on_step():  # a true return value stops the epoch early
+            break
     seconds = time.perf_counter() - start
     return EpochStats(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen, seconds)
 
@@ -222,7 +234,7 @@ class FitResult:
 def fit(
     model: nn.Module,
     train: ImageTensors,
-    data: DataBundle,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
     cfg: TrainConfig,
     device: torch.device,
     *,
@@ -246,7 +258,7 @@ def fit(
     total, done = cfg.epochs * steps_per_epoch, 0
 
     def transform(x: torch.Tensor) -> torch.Tensor:
-        x = data.normalize(x)
+        x = normalize(x)
         return augment_batch(x, gen) if cfg.augment else x
 
     def tick() -> None:
@@ -269,7 +281,7 @@ def fit(
         }
         if cfg.scheduler == "plateau":
             if held_out is not None:
-                logits = predict(model, held_out.images, data.normalize, device)
+                logits = predict(model, held_out.images, normalize, device)
                 entry["held_out_loss"] = F.cross_entropy(logits, held_out.labels).item()
                 entry["held_out_accuracy"] = accuracy(logits, held_out.labels)
             scheduler.step(entry.get("held_out_loss", stats.loss))

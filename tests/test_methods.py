@@ -1,0 +1,64 @@
+"""Every unlearning method through the one registry and signature, on digits."""
+
+import copy
+
+import pytest
+import torch
+
+from unsir_core.errors import UnknownNameError
+from unsir_core.methods import get_method, list_methods, method_config, unlearn
+from unsir_core.metrics import accuracy_report
+
+from .conftest import state_equal
+
+CPU = torch.device("cpu")
+SMALL = {
+    "unsir": {"dr_sub_per_class": 40, "noise_batch": 16, "noise_steps": 5},
+    "retrain": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "grad_clip_value": None, "scheduler": "none"},
+    "finetune": {"epochs": 1, "lr": 0.005},
+    "fisher": {"samples": 64},
+}
+
+
+def test_registry_has_the_papers_baselines_and_declares_glance():
+    names = set(list_methods())
+    assert {"unsir", "retrain", "finetune", "neggrad", "fisher"} <= names
+    assert len(names & {"amnesiac", "bad_teacher", "scrub", "ssd"}) >= 2
+    assert not get_method("unsir").reads_forget and get_method("neggrad").reads_forget
+    with pytest.raises(UnknownNameError, match="unknown method 'magic'"):
+        get_method("magic")
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_every_method_runs_on_a_copy_and_reports_time(name, digits, trained_digits_model):
+    before = copy.deepcopy(trained_digits_model)
+    cfg = method_config(name, "digits", "resnet18", SMALL.get(name))
+    result = unlearn(name, trained_digits_model, "resnet18", digits, (3,), CPU, cfg, seed=0)
+    assert state_equal(before, trained_digits_model)
+    assert result.seconds > 0
+    acc = accuracy_report(result.model, digits, [3], CPU)
+    assert 0 <= acc["forget_acc"] <= 1 and 0 <= acc["retain_acc"] <= 1
+
+
+def test_zero_glance_methods_never_receive_forget_samples(digits, trained_digits_model, monkeypatch):
+    seen = {}
+    method = get_method("finetune")
+
+    def spy(task, cfg):
+        seen["forget"] = task.forget
+        seen["retain_classes"] = task.retain.classes_present
+        return method.run(task, cfg)
+
+    from unsir_core import methods as registry
+
+    monkeypatch.setitem(registry._METHODS, "finetune", type(method)(method.name, spy, method.config, False, ""))
+    unlearn("finetune", trained_digits_model, "resnet18", digits, (3,), CPU, method_config("finetune", "digits", "x",
+            {"epochs": 1}))  # fmt: skip
+    assert seen["forget"] is None and 3 not in seen["retain_classes"]
+
+
+def test_unsir_and_neggrad_forget_on_digits(digits, trained_digits_model):
+    for name in ("unsir", "neggrad"):
+        result = unlearn(name, trained_digits_model, "resnet18", digits, (3,), CPU, seed=0)
+        acc = accuracy_report(result.model, digits, [3], CPU)
+        assert acc["forget_acc"] < 0.3, name

@@ -1,0 +1,257 @@
+"""Baseline unlearning methods, each registered with ``register_method``.
+
+- ``retrain``: train a fresh model on the retained data with the data set's recipe (the gold
+  standard; the experiment takes it from the checkpoint cache).
+- ``finetune``: continue training the original on the retained data (catastrophic forgetting).
+- ``neggrad``: gradient ascent on forget data with descent on retained data (NegGrad+,
+  Kurmanji et al. 2023): loss = CE(retain) - ascent_weight * min(CE(forget), ascent_cap).
+- ``fisher``: Fisher forgetting (Golatkar et al. 2020): Gaussian noise scaled by the inverse
+  diagonal Fisher information of the retained data, and the forget classes' output rows reset.
+- ``amnesiac``: train on retained data plus forget data relabelled with random other classes
+  (Graves et al. 2021).
+- ``bad_teacher``: distil from the original (competent teacher) on retained data and from a
+  randomly initialised model (incompetent teacher) on forget data (Chundawat et al. 2023).
+
+Zero-glance: ``retrain``, ``finetune`` and ``fisher`` read retained data only.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import knob
+from .data import ImageTensors, batches
+from .methods import UnlearningTask, register_method
+from .models import create_model
+from .train import TrainConfig, fit, train_one_epoch
+from .unsir import UnlearnResult
+
+
+def _copy(task: UnlearningTask) -> nn.Module:
+    return copy.deepcopy(task.model).to(task.device)
+
+
+def _ticker(task: UnlearningTask, phase: str, total: int):
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if task.progress:
+            task.progress(phase, done, total)
+
+    return tick
+
+
+def _paired(forget: ImageTensors, retain: ImageTensors, batch_size: int, gen: torch.Generator):
+    """One pass over ``forget`` in half-batches, each joined by as many random retained samples."""
+    half = max(1, batch_size // 2)
+    r_order = torch.randperm(len(retain), generator=gen)
+    for i, (xf, yf) in enumerate(batches(forget.images, forget.labels, half, shuffle=True, generator=gen)):
+        ridx = r_order[(i * half) % len(r_order) :][:half]
+        yield xf, yf, retain.images[ridx], retain.labels[ridx]
+
+
+# --- retrain -------------------------------------------------------------------------------
+
+
+@register_method("retrain", TrainConfig, reads_forget=False, summary="train from scratch on the retained classes")
+def retrain(task: UnlearningTask, cfg: TrainConfig) -> UnlearnResult:
+    start = time.perf_counter()
+    torch.manual_seed(task.seed)
+    model = create_model(task.model_name, task.num_classes, image_size=task.retain.image_shape[-1])
+    fit(model, task.retain, task.normalize, cfg, task.device, seed=task.seed, progress=task.progress,
+                phase="retrain")  # fmt: skip
+    return UnlearnResult(model.eval(), time.perf_counter() - start, {"train": time.perf_counter() - start})
+
+
+# --- finetune ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    epochs: int = knob(2, "passes over the retained training data")
+    lr: float = knob(0.02, "SGD learning rate (momentum 0.9)")
+    batch_size: int = knob(256, "samples per step")
+
+
+@register_method("finetune", FinetuneConfig, reads_forget=False, summary="fine-tune on the retained data only")
+def finetune(task: UnlearningTask, cfg: FinetuneConfig) -> UnlearnResult:
+    start = time.perf_counter()
+    model = _copy(task)
+    recipe = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer="sgd", lr=cfg.lr, weight_decay=5e-4,
+                         grad_clip_value=None, scheduler="none")  # fmt: skip
+    fit(model, task.retain, task.normalize, recipe, task.device, seed=task.seed, progress=task.progress,
+                phase="finetune")  # fmt: skip
+    return UnlearnResult(model.eval(), time.perf_counter() - start, {"finetune": time.perf_counter() - start})
+
+
+# --- neggrad -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NegGradConfig:
+    epochs: int = knob(1, "passes over the forget data")
+    lr: float = knob(0.01, "SGD learning rate (momentum 0.9)")
+    batch_size: int = knob(256, "samples per step, half forget and half retained")
+    ascent_weight: float = knob(0.2, "weight of the gradient-ascent term on forget samples")
+    ascent_cap: float = knob(10.0, "per-sample forget loss above which ascent stops (keeps it finite)")
+
+
+@register_method("neggrad", NegGradConfig, reads_forget=True, summary="gradient ascent on forget, descent on retain")
+def neggrad(task: UnlearningTask, cfg: NegGradConfig) -> UnlearnResult:
+    start = time.perf_counter()
+    model = _copy(task)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    gen = torch.Generator().manual_seed(task.seed)
+    total = cfg.epochs * math.ceil(len(task.forget) / max(1, cfg.batch_size // 2))
+    tick = _ticker(task, "neggrad", total)
+
+    def loader():
+        for xf, yf, xr, yr in _paired(task.forget, task.retain, cfg.batch_size, gen):
+            with torch.no_grad():  # samples already past the cap get weight 0: no further ascent
+                model.eval()
+                capped = F.cross_entropy(
+                    model(task.normalize(xf.to(task.device))), yf.to(task.device), reduction="none"
+                )
+                model.train()
+            w_forget = torch.where(capped.cpu() < cfg.ascent_cap, -cfg.ascent_weight, 0.0)
+            weight = torch.cat([w_forget, torch.ones(len(yr))])
+            yield task.normalize(torch.cat([xf, xr])), torch.cat([yf, yr]), weight
+
+    for _ in range(cfg.epochs):
+        train_one_epoch(model, loader(), optimizer, task.device, on_step=tick, phase="neggrad")
+    return UnlearnResult(model.eval(), time.perf_counter() - start, {"neggrad": time.perf_counter() - start})
+
+
+# --- amnesiac ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AmnesiacConfig:
+    epochs: int = knob(1, "passes over the forget data")
+    lr: float = knob(1e-3, "Adam learning rate")
+    batch_size: int = knob(256, "samples per step, half relabelled forget and half retained")
+
+
+@register_method("amnesiac", AmnesiacConfig, reads_forget=True, summary="train on forget data with random wrong labels")
+def amnesiac(task: UnlearningTask, cfg: AmnesiacConfig) -> UnlearnResult:
+    start = time.perf_counter()
+    model = _copy(task)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(task.seed)
+    total = cfg.epochs * math.ceil(len(task.forget) / max(1, cfg.batch_size // 2))
+    tick = _ticker(task, "amnesiac", total)
+
+    def loader():
+        for xf, yf, xr, yr in _paired(task.forget, task.retain, cfg.batch_size, gen):
+            # a random label among the other classes: shift by 1..K-1 modulo K
+            wrong = (yf + torch.randint(1, task.num_classes, yf.shape, generator=gen)) % task.num_classes
+            yield task.normalize(torch.cat([xf, xr])), torch.cat([wrong, yr])
+
+    for _ in range(cfg.epochs):
+        train_one_epoch(model, loader(), optimizer, task.device, on_step=tick, phase="amnesiac")
+    return UnlearnResult(model.eval(), time.perf_counter() - start, {"amnesiac": time.perf_counter() - start})
+
+
+# --- bad teacher ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BadTeacherConfig:
+    epochs: int = knob(1, "passes over the forget data")
+    lr: float = knob(1e-4, "Adam learning rate")
+    batch_size: int = knob(256, "samples per step, half forget and half retained")
+    temperature: float = knob(1.0, "softmax temperature of both teachers")
+
+
+@register_method("bad_teacher", BadTeacherConfig, reads_forget=True, summary="distil from a good and a bad teacher")
+def bad_teacher(task: UnlearningTask, cfg: BadTeacherConfig) -> UnlearnResult:
+    start = time.perf_counter()
+    student, good = _copy(task), _copy(task).eval()
+    torch.manual_seed(task.seed)
+    bad = create_model(task.model_name, task.num_classes, image_size=task.retain.image_shape[-1]).to(task.device).eval()
+    optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(task.seed)
+    total = cfg.epochs * math.ceil(len(task.forget) / max(1, cfg.batch_size // 2))
+    tick = _ticker(task, "bad_teacher", total)
+
+    def loader():
+        for xf, _, xr, _ in _paired(task.forget, task.retain, cfg.batch_size, gen):
+            xf, xr = task.normalize(xf.to(task.device)), task.normalize(xr.to(task.device))
+            with torch.no_grad():
+                soft = torch.cat([F.softmax(bad(xf) / cfg.temperature, 1), F.softmax(good(xr) / cfg.temperature, 1)])
+            yield torch.cat([xf, xr]), soft
+
+    for _ in range(cfg.epochs):
+        train_one_epoch(student, loader(), optimizer, task.device, on_step=tick, phase="bad_teacher")
+    return UnlearnResult(student.eval(), time.perf_counter() - start, {"bad_teacher": time.perf_counter() - start})
+
+
+# --- Fisher forgetting ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FisherConfig:
+    samples: int = knob(1000, "retained training samples used to estimate the diagonal Fisher")
+    alpha: float = knob(1e-6, "noise scale: variance = alpha / Fisher (clamped)")
+    max_variance: float = knob(1e3, "upper clamp of 1 / Fisher before scaling")
+    chunk: int = knob(32, "samples per vectorised per-sample-gradient pass (memory vs speed)")
+
+
+@register_method(
+    "fisher", FisherConfig, reads_forget=False, summary="noise scaled by the inverse Fisher of retained data"
+)
+def fisher(task: UnlearningTask, cfg: FisherConfig) -> UnlearnResult:
+    """Diagonal empirical Fisher from per-sample gradients (torch.func, eval-mode BatchNorm),
+    then ``w <- w + sqrt(alpha * min(1/F, max_variance)) * N(0, 1)`` per parameter, with the
+    variance of weight matrices averaged per output unit and ten times larger for the
+    classifier head and normalisation layers (as in Golatkar et al.'s code); the head rows of
+    the forget classes are set to 0 (plus small noise)."""
+    from torch.func import functional_call, grad, vmap
+
+    start = time.perf_counter()
+    model = _copy(task).eval()
+    gen = torch.Generator().manual_seed(task.seed)
+    subset = task.retain.subset(torch.randperm(len(task.retain), generator=gen)[: cfg.samples])
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+    def sample_loss(p, x, y):
+        out = functional_call(model, (p, buffers), (x.unsqueeze(0),))
+        return F.cross_entropy(out, y.unsqueeze(0))
+
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
+    fisher_diag = {k: torch.zeros_like(v) for k, v in params.items()}
+    tick = _ticker(task, "fisher", math.ceil(len(subset) / cfg.chunk))
+    for x, y in batches(subset.images, subset.labels, cfg.chunk):
+        grads = per_sample(params, task.normalize(x.to(task.device)), y.to(task.device))
+        for k, g in grads.items():
+            fisher_diag[k] += g.pow(2).sum(0)
+        tick()
+
+    forget = list(task.forget_classes)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            var = (1.0 / (fisher_diag[name] / len(subset) + 1e-8)).clamp(max=cfg.max_variance)
+            is_head = p.shape[0] == task.num_classes
+            if is_head:
+                var = var.clamp(max=1e2)
+            var = cfg.alpha * var
+            if p.ndim > 1:
+                var = var.flatten(1).mean(1).view(-1, *([1] * (p.ndim - 1))).expand_as(p).clone()
+            mu = p.clone()
+            if is_head:
+                mu[forget] = 0
+                var[forget] = 1e-4
+            if is_head or p.ndim == 1:
+                var = var * 10
+            p.copy_(mu + var.sqrt() * torch.randn(p.shape, generator=gen).to(p.device))
+    return UnlearnResult(model.eval(), time.perf_counter() - start, {"fisher": time.perf_counter() - start})
