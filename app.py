@@ -39,7 +39,9 @@ if st.button("Unlearn", type="primary"):
         bar.progress(min(done / max(total, 1), 1.0), text=f"{phase}: {done}/{total}")
 
     try:
-        cfg = ExperimentConfig(dataset="digits", model=model_name, forget=tuple(forget), seed=int(seed))
+        cfg = ExperimentConfig(
+            dataset="digits", model=model_name, forget=tuple(forget), seed=int(seed), metrics=("predictions",)
+        )
         metrics, _ = run_experiment(cfg, progress=progress)
     except UnsirError as err:
         st.error(str(err))

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from unsir_core.cli import main
 from unsir_core.data import list_datasets
@@ -169,3 +170,67 @@ def test_datasets_listed(capsys):
     run_cli("list")
     out = capsys.readouterr().out
     assert all(name in out for name in list_datasets() + list_models())
+
+
+def test_methods_and_seeds_report_every_metric_with_spread(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    run_cli(
+        "experiment", "--dataset", "digits", "--model", "resnet18", "--forget", "2,8", "--out", str(out),
+        "--methods", "unsir,retrain,finetune,neggrad,fisher", "--seeds", "0,1", "--set", "finetune.epochs=1",
+        "--set", "fisher.samples=64", *QUICK,
+    )  # fmt: skip
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["config"]["seeds"] == [0, 1] and len(m["per_seed"]) == 2 and not m["errors"]
+    assert m["config"]["method_configs"]["finetune"]["epochs"] == 1
+    assert set(m["models"]) == {"original", "retrained", "unsir", "finetune", "neggrad", "fisher"}
+    for name, entry in m["models"].items():
+        for key in ("forget_acc", "retain_acc", "forget_acc_train", "retain_acc_train", "seconds", "relearn",
+                    "prediction_distribution", "mia", "layer_distance"):  # fmt: skip
+            assert key in entry, (name, key)
+        assert "forget_acc" in entry["std"]
+        assert sum(entry["prediction_distribution"]) == pytest.approx(72)  # 2 forget classes x 36 test images
+    assert m["models"]["original"]["relearn"]["steps"] == 0
+    assert set(m["models"]["original"]["layer_distance"].values()) == {0.0}
+    assert "output_distance" in m["models"]["unsir"]
+    assert m["models"]["unsir"]["zero_glance"] and not m["models"]["neggrad"]["zero_glance"]
+    assert {p.name for p in out.glob("*.safetensors")} == {
+        f"{n}.safetensors" for n in ("unsir", "finetune", "neggrad", "fisher")
+    }
+    assert "+-" in capsys.readouterr().out  # mean +- std in the printed table
+
+
+def test_a_failing_method_is_reported_and_the_rest_completes(tmp_path, capsys, monkeypatch):
+    from unsir_core import methods as registry
+
+    fisher = registry.get_method("fisher")
+
+    def out_of_memory(task, cfg):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setitem(registry._METHODS, "fisher", type(fisher)("fisher", out_of_memory, fisher.config, False, ""))
+    out = tmp_path / "r"
+    run_cli("experiment", "--dataset", "digits", "--model", "resnet18", "--forget", "3", "--out", str(out),
+            "--methods", "unsir,fisher", "--no-retrain", "--metrics", "accuracy", *QUICK)  # fmt: skip
+    m = json.loads((out / "metrics.json").read_text())
+    assert "unsir" in m["models"] and "fisher" not in m["models"]
+    assert "out of memory" in m["errors"]["fisher"]
+    assert "warning: fisher failed" in capsys.readouterr().err
+
+
+def test_bad_set_and_unknown_method_exit_2(tmp_path, capsys):
+    for extra, message in ((["--set", "neggrad.speed=3"], "has no field 'speed'"),
+                           (["--methods", "unsir,magic"], "unknown method 'magic'")):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli("experiment", "--dataset", "digits", "--model", "resnet18", "--forget", "3",
+                    "--out", str(tmp_path / "x"), *QUICK, *extra)  # fmt: skip
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_runs_lists_stored_runs(tmp_path, capsys):
+    run_cli("experiment", "--dataset", "digits", "--model", "allcnn", "--forget", "1", "--out", str(tmp_path / "r1"),
+            "--no-retrain", "--metrics", "accuracy", *QUICK)  # fmt: skip
+    capsys.readouterr()
+    run_cli("runs", str(tmp_path))
+    assert "r1" in capsys.readouterr().out

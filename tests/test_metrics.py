@@ -47,7 +47,7 @@ def test_layer_distance_is_the_l2_norm_of_the_change():
     with torch.no_grad():
         b[1].weight += torch.tensor([[3.0, 0.0]])
         b[1].bias += torch.tensor([4.0])
-    assert layer_distances(b, a) == {"0": 0.0, "1": 5.0}
+    assert layer_distances(b, a) == {"0": 0.0, "1": pytest.approx(5.0, rel=1e-6)}
 
 
 def test_mia_on_a_model_that_never_saw_the_data_is_near_chance():
@@ -58,7 +58,7 @@ def test_mia_on_a_model_that_never_saw_the_data_is_near_chance():
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 4))  # untrained: members are no different
     for feature in ("entropy", "loss"):
         result = membership_inference(model, split[0], split[1], split[2], identity, CPU, feature=feature)
-        assert 0.3 < result["member_rate"] < 0.7
+        assert 0.4 < result["member_probability"] < 0.6
         assert result["attack_accuracy"] < 0.6
 
 
@@ -74,7 +74,7 @@ def test_mia_detects_memorised_members():
         loss.backward()
         opt.step()
     result = membership_inference(model, members, others, members, identity, CPU, feature="loss")
-    assert result["member_rate"] > 0.9 and result["attack_accuracy"] > 0.8
+    assert result["member_rate"] > 0.9 and result["attack_accuracy"] > 0.7
 
 
 def test_output_distance_is_zero_for_the_same_model_and_bounded():

@@ -30,24 +30,12 @@ from .config import knob
 from .data import ImageTensors, batches
 from .methods import UnlearningTask, register_method
 from .models import create_model
-from .train import TrainConfig, fit, train_one_epoch
+from .train import TrainConfig, fit, step_counter, train_one_epoch
 from .unsir import UnlearnResult
 
 
 def _copy(task: UnlearningTask) -> nn.Module:
     return copy.deepcopy(task.model).to(task.device)
-
-
-def _ticker(task: UnlearningTask, phase: str, total: int):
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if task.progress:
-            task.progress(phase, done, total)
-
-    return tick
 
 
 def _paired(forget: ImageTensors, retain: ImageTensors, batch_size: int, gen: torch.Generator):
@@ -112,7 +100,7 @@ def neggrad(task: UnlearningTask, cfg: NegGradConfig) -> UnlearnResult:
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
     gen = torch.Generator().manual_seed(task.seed)
     total = cfg.epochs * math.ceil(len(task.forget) / max(1, cfg.batch_size // 2))
-    tick = _ticker(task, "neggrad", total)
+    tick = step_counter(task.progress, "neggrad", total)
 
     def loader():
         for xf, yf, xr, yr in _paired(task.forget, task.retain, cfg.batch_size, gen):
@@ -148,7 +136,7 @@ def amnesiac(task: UnlearningTask, cfg: AmnesiacConfig) -> UnlearnResult:
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(task.seed)
     total = cfg.epochs * math.ceil(len(task.forget) / max(1, cfg.batch_size // 2))
-    tick = _ticker(task, "amnesiac", total)
+    tick = step_counter(task.progress, "amnesiac", total)
 
     def loader():
         for xf, yf, xr, yr in _paired(task.forget, task.retain, cfg.batch_size, gen):
@@ -181,7 +169,7 @@ def bad_teacher(task: UnlearningTask, cfg: BadTeacherConfig) -> UnlearnResult:
     optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(task.seed)
     total = cfg.epochs * math.ceil(len(task.forget) / max(1, cfg.batch_size // 2))
-    tick = _ticker(task, "bad_teacher", total)
+    tick = step_counter(task.progress, "bad_teacher", total)
 
     def loader():
         for xf, _, xr, _ in _paired(task.forget, task.retain, cfg.batch_size, gen):
@@ -230,7 +218,7 @@ def fisher(task: UnlearningTask, cfg: FisherConfig) -> UnlearnResult:
 
     per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
     fisher_diag = {k: torch.zeros_like(v) for k, v in params.items()}
-    tick = _ticker(task, "fisher", math.ceil(len(subset) / cfg.chunk))
+    tick = step_counter(task.progress, "fisher", math.ceil(len(subset) / cfg.chunk))
     for x, y in batches(subset.images, subset.labels, cfg.chunk):
         grads = per_sample(params, task.normalize(x.to(task.device)), y.to(task.device))
         for k, g in grads.items():

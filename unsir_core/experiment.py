@@ -278,7 +278,7 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
             "retrain": want_retrained,
             "unsir": asdict(configs["unsir"]) if "unsir" in configs else None,
             "method_configs": {name: asdict(c) for name, c in configs.items()},
-            "dr_sub_size": len(retain) * configs["unsir"].dr_sub_per_class if "unsir" in configs else None,
+            "dr_sub_size": _dr_sub_size(data, retain, configs.get("unsir")),
             "metrics": list(cfg.metrics),
             "relearn_fraction": cfg.relearn_fraction,
         },  # fmt: skip
@@ -323,6 +323,14 @@ def _mean(values: list):
         if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in first):
             return [sum(col) / len(col) for col in zip(*values, strict=True)]
     return first
+
+
+def _dr_sub_size(data: DataBundle, retain: Sequence[int], cfg: UnsirConfig | None) -> int | None:
+    """How many retained samples UNSIR reads (all of a class when it has fewer than asked)."""
+    if cfg is None:
+        return None
+    counts = torch.bincount(data.train.labels, minlength=data.num_classes)
+    return sum(min(int(counts[c]), cfg.dr_sub_per_class) for c in retain)
 
 
 def _train_info(meta: dict) -> dict:

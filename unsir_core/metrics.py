@@ -18,7 +18,8 @@ Definitions (also in README.md). Accuracies are per sample, fractions in [0, 1]:
 - membership inference (:func:`membership_inference`): a logistic-regression attack on the
   per-sample output entropy (or loss), trained to tell retained TRAIN samples (members) from
   TEST samples (non-members), balanced; ``member_rate`` is the fraction of forget-class
-  training samples it calls members. The retrained model gives the reference value.
+  training samples it calls members, ``member_probability`` their mean predicted membership
+  probability. The retrained model gives the reference value.
 - output distance (:func:`output_distance`): over forget-class test images, the mean
   Jensen-Shannon divergence (natural log, in [0, ln 2]) and the mean L2 distance between the
   softmax outputs of a model and of the retrained model.
@@ -115,8 +116,10 @@ def membership_inference(
     """Train a balanced logistic-regression attack on one per-sample ``feature`` of
     ``members`` (label 1) vs ``non_members`` (label 0) and apply it to ``target``.
 
-    Returns ``member_rate`` (fraction of ``target`` called members) and ``attack_accuracy``
-    (the attack's accuracy on its own balanced training data: ~0.5 means it cannot tell).
+    Returns ``member_rate`` (fraction of ``target`` called members, the usual figure),
+    ``member_probability`` (mean predicted membership probability; ~0.5 when the attack
+    cannot tell, where ``member_rate`` may jump to 0 or 1) and ``attack_accuracy`` (the
+    attack's accuracy on its own balanced training data: ~0.5 means it cannot tell).
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -136,8 +139,10 @@ def membership_inference(
     y = np.concatenate([np.ones(n), np.zeros(n)])
     attack = LogisticRegression(class_weight="balanced", solver="lbfgs", max_iter=1000)
     attack.fit(x, y)
+    target_x = feats(target)
     return {
-        "member_rate": float(attack.predict(feats(target)).mean()),
+        "member_rate": float(attack.predict(target_x).mean()),
+        "member_probability": float(attack.predict_proba(target_x)[:, 1].mean()),
         "attack_accuracy": float(attack.score(x, y)),
         "feature": feature,
     }

@@ -26,6 +26,19 @@ ProgressFn = Callable[[str, int, int], None]
 """``progress(phase, done, total)``: called after each step of a phase (e.g. "train")."""
 
 
+def step_counter(progress: ProgressFn | None, phase: str, total: int) -> Callable[[], None]:
+    """A no-argument callback that reports ``progress(phase, steps so far, total)``."""
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(phase, done, total)
+
+    return tick
+
+
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
@@ -255,17 +268,11 @@ def fit(
     scheduler = _make_scheduler(optimizer, cfg)
     images, labels = train.images.to(device), train.labels.to(device)  # once, not per batch
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    total, done = cfg.epochs * steps_per_epoch, 0
+    tick = step_counter(progress, phase, cfg.epochs * steps_per_epoch)
 
     def transform(x: torch.Tensor) -> torch.Tensor:
         x = normalize(x)
         return augment_batch(x, gen) if cfg.augment else x
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress(phase, done, total)
 
     history = []
     for epoch in range(cfg.epochs):

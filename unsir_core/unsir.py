@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from .config import knob, lookup
 from .data import ImageTensors, batches, forbid_classes
 from .errors import InvalidClassesError, NonFiniteLossError, ZeroGlanceViolation
-from .train import EpochStats, ProgressFn, train_one_epoch
+from .train import EpochStats, ProgressFn, step_counter, train_one_epoch
 
 
 @dataclass(frozen=True)
@@ -178,15 +178,7 @@ def repair(
 
 
 def _epoch(model, x, y, optimizer, cfg, device, generator, progress, phase) -> EpochStats:
-    total = -(-len(y) // cfg.batch_size)
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress(phase, done, total)
-
+    tick = step_counter(progress, phase, -(-len(y) // cfg.batch_size))
     loader = batches(x, y, cfg.batch_size, shuffle=True, generator=generator)
     return train_one_epoch(model, loader, optimizer, device, on_step=tick, phase=phase)
 
