@@ -37,7 +37,8 @@ def parse_grid(items: list[str]) -> dict[str, list]:
         name, _, values = item.partition("=")
         if name not in fields:
             raise SystemExit(f"unknown UNSIR field {name!r}; fields: {', '.join(fields)}")
-        grid[name] = [fields[name](v) for v in values.split(",")]
+        cast = (lambda v: v.lower() in ("1", "true", "yes")) if fields[name] is bool else fields[name]
+        grid[name] = [cast(v) for v in values.split(",")]
     return grid
 
 

@@ -50,6 +50,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: dict) -> Path:
     os.close(fd)
     try:
         save_file(state, tmp, metadata={"unsir": json.dumps(metadata, default=str)})
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is as readable as any file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

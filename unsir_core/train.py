@@ -160,6 +160,7 @@ def train_one_epoch(
     grad_clip_value: float | None = None,
     on_step: Callable[[], bool | None] | None = None,
     phase: str = "train",
+    freeze_bn: bool = False,
 ) -> EpochStats:
     """One pass of training over ``loader`` in train mode. Batches are ``(x, target)`` or
     ``(x, target, weight)`` with normalised inputs x; see :func:`batch_loss`.
@@ -168,6 +169,10 @@ def train_one_epoch(
     what to keep (UNSIR works on a copy, so the original model is never touched).
     """
     model.train()
+    if freeze_bn:  # normalise with the stored statistics and leave them unchanged
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)

@@ -35,24 +35,30 @@ from .train import EpochStats, ProgressFn, step_counter, train_one_epoch
 
 @dataclass(frozen=True)
 class UnsirConfig:
-    """UNSIR hyper-parameters. Defaults are tuned on CIFAR-10 ResNet18 (see README);
+    """UNSIR hyper-parameters. Defaults are tuned on CIFAR-10 ResNet18 (README, "Tuning"):
+    the official values (impair lr 0.02, repair lr 0.01, 1000 per class) forget fully but cost
+    ~7 points of retain accuracy; a gentler impair (0.015), a repair at lr 0.001 for two
+    epochs and 2000 samples per class in Dr_sub forget to <1 % within ~1 point of retain
+    accuracy. Dr_sub size is what buys back retain accuracy; more repair epochs do not.
     :meth:`official` gives the paper's notebook values."""
 
-    dr_sub_per_class: int = knob(1000, "samples of each retained class in Dr_sub")
+    dr_sub_per_class: int = knob(2000, "samples of each retained class in Dr_sub")
     noise_batch: int = knob(256, "noise images learned per forget class")
     noise_steps: int = knob(40, "Adam steps of noise learning")
     noise_lr: float = knob(0.1, "Adam lr of noise learning")
     noise_lambda: float = knob(0.1, "weight of the mean squared L2 norm of each noise image")
     noise_copies: int = knob(1, "times each noise batch is repeated in the impair set")
     batch_size: int = knob(256, "samples per impair / repair step")
-    impair_lr: float = knob(0.02, "Adam lr of the impair epoch (high: it must wreck the class)")
-    repair_lr: float = knob(0.01, "Adam lr of the repair epoch(s)")
-    repair_epochs: int = knob(1, "passes over Dr_sub in each repair")
+    impair_lr: float = knob(0.015, "Adam lr of the impair epoch (high: it must wreck the class)")
+    repair_lr: float = knob(0.001, "Adam lr of the repair epoch(s)")
+    repair_epochs: int = knob(2, "passes over Dr_sub in each repair")
     rounds: int = knob(1, "impair + repair rounds (the noise is learned once)")
+    freeze_bn: bool = knob(False, "keep BatchNorm statistics fixed in impair and repair (noise cannot skew them)")
 
     @classmethod
     def official(cls) -> UnsirConfig:
-        """The official notebook's hyper-parameters (with its labelling bugs fixed)."""
+        """The official notebook's hyper-parameters (with its labelling bugs fixed): each
+        noise batch is repeated 20 times in the impair set (its ``num_batches = 20``)."""
         return cls(
             dr_sub_per_class=1000,
             noise_batch=256,
@@ -71,9 +77,13 @@ class UnsirConfig:
 # Defaults keyed by (data set, model), "*" matching any; see default_unsir().
 UNSIR_DEFAULTS: dict[tuple[str, str], UnsirConfig] = {
     ("*", "*"): UnsirConfig(),
-    # digits has ~130 training images per class: Dr_sub is all of them, and batches of 64
-    # give the impair and repair epochs enough steps to act.
-    ("digits", "*"): UnsirConfig(noise_batch=64, batch_size=64, impair_lr=1e-3, repair_lr=1e-3, repair_epochs=2),
+    # digits has ~130 training images per class: Dr_sub is all of them and batches of 64 give
+    # the epochs enough steps. On this tiny set an impair at the CIFAR lr costs 5-9 points of
+    # retain accuracy, and noise-skewed BatchNorm statistics cost a few more: a gentler impair
+    # with frozen BatchNorm statistics keeps retain within ~4 points (bench/sweep_unsir.py).
+    ("digits", "*"): UnsirConfig(
+        noise_batch=64, batch_size=64, impair_lr=5e-4, repair_lr=1e-3, repair_epochs=3, freeze_bn=True
+    ),
 }
 
 
@@ -180,7 +190,7 @@ def repair(
 def _epoch(model, x, y, optimizer, cfg, device, generator, progress, phase) -> EpochStats:
     tick = step_counter(progress, phase, -(-len(y) // cfg.batch_size))
     loader = batches(x, y, cfg.batch_size, shuffle=True, generator=generator)
-    return train_one_epoch(model, loader, optimizer, device, on_step=tick, phase=phase)
+    return train_one_epoch(model, loader, optimizer, device, on_step=tick, phase=phase, freeze_bn=cfg.freeze_bn)
 
 
 def unsir(
