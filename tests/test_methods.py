@@ -57,8 +57,6 @@ def test_zero_glance_methods_never_receive_forget_samples(digits, trained_digits
     assert seen["forget"] is None and 3 not in seen["retain_classes"]
 
 
-def test_unsir_and_neggrad_forget_on_digits(digits, trained_digits_model):
-    for name in ("unsir", "neggrad"):
-        result = unlearn(name, trained_digits_model, "resnet18", digits, (3,), CPU, seed=0)
-        acc = accuracy_report(result.model, digits, [3], CPU)
-        assert acc["forget_acc"] < 0.3, name
+def test_unsir_forgets_on_digits_through_the_registry(digits, trained_digits_model):
+    result = unlearn("unsir", trained_digits_model, "resnet18", digits, (3,), CPU, seed=0)
+    assert accuracy_report(result.model, digits, [3], CPU)["forget_acc"] < 0.1
