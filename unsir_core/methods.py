@@ -54,9 +54,6 @@ class Method:
     reads_forget: bool  # True: needs forget-class samples, so it is not zero-glance
     summary: str
 
-    def default_config(self, dataset: str = "*", model: str = "*") -> Any:
-        return self.config()
-
 
 _METHODS: dict[str, Method] = {}
 

@@ -60,12 +60,6 @@ def accuracy_report(
     return out
 
 
-def per_class_accuracy(model: nn.Module, split: ImageTensors, data: DataBundle, device: torch.device) -> list[float]:
-    """Accuracy of each class on ``split`` (nan for a class with no sample), index = class id."""
-    logits = predict(model, split.images, data.normalize, device)
-    return [accuracy(logits[split.labels == c], split.labels[split.labels == c]) for c in range(data.num_classes)]
-
-
 def prediction_distribution(logits: torch.Tensor, num_classes: int) -> list[int]:
     """Counts of predicted classes (argmax) over the rows of ``logits``, index = class id."""
     return torch.bincount(logits.argmax(1), minlength=num_classes).tolist()

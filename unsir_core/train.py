@@ -11,7 +11,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -314,8 +314,3 @@ def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
     if cfg.scheduler == "none":
         return None
     raise UnsirError(f"unknown scheduler {cfg.scheduler!r}; choose plateau, cosine or none")
-
-
-def config_dict(cfg) -> dict:
-    """A dataclass config as a JSON-ready dict."""
-    return asdict(cfg)
