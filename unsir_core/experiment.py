@@ -27,7 +27,7 @@ import torch.nn as nn
 
 from . import __version__
 from .checkpoints import cache_key, default_cache_dir, load_into, read_metadata, save_checkpoint
-from .data import DataBundle, load_dataset, resolve_classes, retained_classes
+from .data import DataBundle, ImageTensors, load_dataset, resolve_classes, retained_classes
 from .errors import CheckpointError, UnsirError
 from .methods import get_method, method_config, unlearn
 from .metrics import (
@@ -163,12 +163,30 @@ def environment() -> dict:
     }
 
 
+@dataclass(frozen=True)
+class EvalSplits:
+    """The forget / retained parts of both splits, selected once per experiment (CIFAR's
+    retained training set alone is 135 MB: copying it for every model evaluated is waste)."""
+
+    forget_train: ImageTensors
+    forget_test: ImageTensors
+    retain_train: ImageTensors
+    retain_test: ImageTensors
+
+    @classmethod
+    def of(cls, data: DataBundle, forget: Sequence[int]) -> EvalSplits:
+        retain = retained_classes(forget, data.num_classes)
+        return cls(data.train.select(forget), data.test.select(forget), data.train.select(retain),
+                   data.test.select(retain))  # fmt: skip
+
+
 def evaluate_model(
     model: nn.Module,
     data: DataBundle,
     forget: Sequence[int],
     device: torch.device,
     *,
+    splits: EvalSplits,
     original: nn.Module,
     retrained: nn.Module | None,
     which: Sequence[str],
@@ -179,7 +197,7 @@ def evaluate_model(
     """Every metric of ``model`` (see metrics.py); ``which`` picks the costly ones."""
     out: dict[str, Any] = accuracy_report(model, data, forget, device, progress)
     retain = retained_classes(forget, data.num_classes)
-    forget_test, forget_train = data.test.select(forget), data.train.select(forget)
+    forget_test, forget_train = splits.forget_test, splits.forget_train
     if "predictions" in which:
         logits = predict(model, forget_test.images, data.normalize, device)
         out["prediction_distribution"] = prediction_distribution(logits, data.num_classes)
@@ -187,7 +205,7 @@ def evaluate_model(
         out["layer_distance"] = layer_distances(model, original)
     if "mia" in which:
         out["mia"] = membership_inference(
-            model, data.train.select(retain), data.test.select(retain), forget_train, data.normalize, device, seed=seed
+            model, splits.retain_train, splits.retain_test, forget_train, data.normalize, device, seed=seed
         )
     if "output_distance" in which and retrained is not None:
         out["output_distance"] = output_distance(model, retrained, forget_test.images, data.normalize, device)
@@ -218,6 +236,7 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
     recipe = cfg.recipe()
     want_retrained = cfg.retrain or "retrain" in cfg.methods
 
+    splits = EvalSplits.of(data, forget)
     per_seed, errors, first_models = [], {}, {}
     first_error: BaseException | None = None
     for seed in cfg.seed_list():
@@ -230,14 +249,14 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
             retrained, retrained_meta = trained_model(
                 data, cfg.model, recipe, retain, device, phase="retrain", **common
             )
-        forget_test = data.test.select(forget)
+        forget_test = splits.forget_test
         original_forget_acc = accuracy(
             predict(original, forget_test.images, data.normalize, device), forget_test.labels
         )
         threshold = cfg.relearn_fraction * original_forget_acc
         evaluate = partial(
-            evaluate_model, data=data, forget=forget, device=device, original=original, retrained=retrained,
-            which=cfg.metrics, relearn_threshold=threshold, seed=seed, progress=progress,
+            evaluate_model, data=data, forget=forget, device=device, splits=splits, original=original,
+            retrained=retrained, which=cfg.metrics, relearn_threshold=threshold, seed=seed, progress=progress,
         )  # fmt: skip
 
         models: dict[str, dict] = {"original": {**evaluate(original), **_train_info(original_meta)}}
