@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="change a method's hyper-parameter, e.g. --set neggrad.lr=0.005 (repeatable)",
     )
     exp.add_argument(
+        "--model-seed",
+        type=int,
+        help="train (or load) one original and one retrained model with this seed for every seed in --seeds, "
+        "so that the spread is that of the unlearning methods alone (default: each seed trains its own)",
+    )
+    exp.add_argument(
         "--no-retrain", action="store_true", help="skip the retrained gold standard (saves a full training)"
     )
     _add_unsir(exp)
@@ -196,7 +202,8 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
 def cmd_experiment(args: argparse.Namespace) -> None:
     cfg = ExperimentConfig(
         dataset=args.dataset, model=args.model, forget=tuple(args.forget.split(",")), seed=args.seed,
-        seeds=_int_list(args.seeds, "--seeds") if args.seeds else None, device=args.device, data_dir=args.data_dir,
+        seeds=_int_list(args.seeds, "--seeds") if args.seeds else None, model_seed=args.model_seed,
+        device=args.device, data_dir=args.data_dir,
         cache_dir=args.cache_dir, image_size=args.image_size, train=_train_config(args), unsir=_unsir_config(args),
         retrain=not args.no_retrain, methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
         method_overrides=_parse_sets(args.set),

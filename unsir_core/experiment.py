@@ -4,7 +4,9 @@
 classes and the retrained model on the retained classes only, with the same recipe and seed,
 then unlearns the forget classes from the original with UNSIR and measures all three.
 With several methods and seeds it runs every method for every seed (each seed trains or
-loads its own original and retrained models) and reports means and standard deviations.
+loads its own original and retrained models, unless ``model_seed`` fixes one pair for all
+seeds, so that the spread is that of the unlearning alone) and reports means and standard
+deviations.
 ``write_results`` puts metrics.json and the unlearned checkpoints into a run directory
 atomically (see ``runs.py``), so a failed or cancelled run leaves nothing half-written.
 """
@@ -62,6 +64,8 @@ class ExperimentConfig:
     methods: tuple[str, ...] = ("unsir",)  # unlearning methods to run and compare
     method_overrides: tuple[tuple[str, str, Any], ...] = ()  # (method, field, value) changes to defaults
     seeds: tuple[int, ...] | None = None  # None: (seed,); several: mean and std over seeds
+    original_checkpoint: str | None = None  # use this checkpoint as the original instead of training one
+    model_seed: int | None = None  # seed of the original and retrained models; None: each seed trains its own
     metrics: tuple[str, ...] = ("relearn", "distance", "predictions", "mia", "output_distance")  # beyond accuracy
     relearn_fraction: float = 0.9  # relearn threshold, as a fraction of the original's forget accuracy
 
@@ -88,6 +92,25 @@ def dataset_options(dataset: str, image_size: int) -> dict:
     return {"image_size": image_size} if dataset in ("digits", "imagefolder") else {}
 
 
+def model_cache_path(
+    data: DataBundle, model_name: str, recipe: TrainConfig, classes: Sequence[int], *, seed: int, cache_dir: Path
+) -> tuple[Path, dict]:
+    """Where the cache keeps the ``model_name`` model trained with ``recipe`` and ``seed`` on
+    ``classes`` of ``data``, and the spec that keys it (stored in the checkpoint's metadata)."""
+    classes = sorted(classes)
+    spec = {
+        "dataset": data.name,
+        "num_classes": data.num_classes,
+        "image_size": data.image_shape[-1],
+        "model": model_name,
+        "recipe": asdict(recipe),
+        "seed": seed,
+        "classes": classes,
+    }
+    kind = "original" if len(classes) == data.num_classes else "retrained"
+    return Path(cache_dir) / f"{data.name.replace(':', '_')}-{model_name}-{kind}-{cache_key(spec)}.safetensors", spec
+
+
 def trained_model(
     data: DataBundle,
     model_name: str,
@@ -105,17 +128,8 @@ def trained_model(
     ``seconds`` is the training time measured when it was trained."""
     classes = sorted(classes)
     image_size = data.image_shape[-1]
-    spec = {
-        "dataset": data.name,
-        "num_classes": data.num_classes,
-        "image_size": image_size,
-        "model": model_name,
-        "recipe": asdict(recipe),
-        "seed": seed,
-        "classes": classes,
-    }
+    path, spec = model_cache_path(data, model_name, recipe, classes, seed=seed, cache_dir=cache_dir)
     kind = "original" if len(classes) == data.num_classes else "retrained"
-    path = cache_dir / f"{data.name.replace(':', '_')}-{model_name}-{kind}-{cache_key(spec)}.safetensors"
     expect = {"model": model_name, "num_classes": data.num_classes}
     if path.exists():
         model = create_model(model_name, data.num_classes, image_size=image_size)
@@ -217,6 +231,17 @@ def evaluate_model(
     return out
 
 
+def checkpoint_model(
+    path: str | Path, model_name: str, data: DataBundle, device: torch.device
+) -> tuple[nn.Module, dict]:
+    """A ``model_name`` model for ``data`` with the weights of the checkpoint at ``path``
+    (safetensors, or a ``.pt`` state_dict read with ``weights_only=True``); a checkpoint of
+    another architecture or class count fails with a CheckpointError that says which."""
+    model = create_model(model_name, data.num_classes, image_size=data.image_shape[-1])
+    load_into(model, path, expect={"model": model_name, "num_classes": data.num_classes})
+    return model.to(device).eval(), {"seconds": None, "cached": True, "checkpoint": str(path), "device": None}
+
+
 def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) -> tuple[dict, dict[str, nn.Module]]:
     """Run ``cfg``. Returns the metrics dict (the content of metrics.json) and the unlearned
     models of the first seed by method name (to be saved with the run).
@@ -240,10 +265,14 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
     per_seed, errors, first_models = [], {}, {}
     first_error: BaseException | None = None
     for seed in cfg.seed_list():
-        common = {"seed": seed, "cache_dir": cache_dir, "progress": progress}
-        original, original_meta = trained_model(
-            data, cfg.model, recipe, range(data.num_classes), device, phase="original", **common
-        )
+        model_seed = seed if cfg.model_seed is None else cfg.model_seed
+        common = {"seed": model_seed, "cache_dir": cache_dir, "progress": progress}
+        if cfg.original_checkpoint:
+            original, original_meta = checkpoint_model(cfg.original_checkpoint, cfg.model, data, device)
+        else:
+            original, original_meta = trained_model(
+                data, cfg.model, recipe, range(data.num_classes), device, phase="original", **common
+            )
         retrained, retrained_meta = None, None
         if want_retrained:
             retrained, retrained_meta = trained_model(
@@ -287,6 +316,7 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
             "forget": list(forget),
             "seed": cfg.seed_list()[0],
             "seeds": list(cfg.seed_list()),
+            "model_seed": cfg.model_seed,
             "methods": list(cfg.methods),
             "device": cfg.device,
             "device_used": str(device),
@@ -294,6 +324,7 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
             "cache_dir": str(cache_dir),
             "image_size": cfg.image_size,
             "train": asdict(recipe),
+            "original_checkpoint": cfg.original_checkpoint,
             "retrain": want_retrained,
             "unsir": asdict(configs["unsir"]) if "unsir" in configs else None,
             "method_configs": {name: asdict(c) for name, c in configs.items()},

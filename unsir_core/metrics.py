@@ -60,6 +60,14 @@ def accuracy_report(
     return out
 
 
+def per_class_accuracy(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float]:
+    """Fraction of each class's samples predicted as that class, index = class id (NaN for a
+    class without samples)."""
+    hits = torch.bincount(labels[logits.argmax(1) == labels], minlength=num_classes).float()
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    return (hits / counts).tolist()
+
+
 def prediction_distribution(logits: torch.Tensor, num_classes: int) -> list[int]:
     """Counts of predicted classes (argmax) over the rows of ``logits``, index = class id."""
     return torch.bincount(logits.argmax(1), minlength=num_classes).tolist()

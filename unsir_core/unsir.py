@@ -80,7 +80,7 @@ UNSIR_DEFAULTS: dict[tuple[str, str], UnsirConfig] = {
     # digits has ~130 training images per class: Dr_sub is all of them and batches of 64 give
     # the epochs enough steps. On this tiny set an impair at the CIFAR lr costs 5-9 points of
     # retain accuracy, and noise-skewed BatchNorm statistics cost a few more: a gentler impair
-    # with frozen BatchNorm statistics keeps retain within ~4 points (bench/sweep_unsir.py).
+    # with frozen BatchNorm statistics keeps retain within ~4 points (bench/sweep.py).
     ("digits", "*"): UnsirConfig(
         noise_batch=64, batch_size=64, impair_lr=5e-4, repair_lr=1e-3, repair_epochs=3, freeze_bn=True
     ),

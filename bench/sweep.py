@@ -1,13 +1,17 @@
-"""Sweep UNSIR hyper-parameters on a cached original model; print a table, write JSON.
+"""Sweep an unlearning method's hyper-parameters on a cached original model; print a table,
+write JSON.
 
-Example (CIFAR-10 ResNet18, classes 3 and 5, two impair learning rates):
+Example (CIFAR-10 ResNet18, classes 3 and 5, two UNSIR impair learning rates):
 
-    python bench/sweep_unsir.py --dataset cifar10 --model resnet18 --classes 3,5 \
+    python bench/sweep.py --dataset cifar10 --model resnet18 --classes 3,5 \
         --grid impair_lr=0.005,0.01 --grid repair_lr=0.001 --out bench/results/sweep.json
 
-Every grid point runs UNSIR once per class (seeded), on the same original model (trained and
-cached on first use with the data set's recipe), and reports test forget / retain accuracy
-against the original's and the unlearning wall time. Medians over classes are shown.
+    python bench/sweep.py --method neggrad --grid ascent_weight=0.2,0.5 --grid epochs=1,2
+
+Every grid point runs the method (any name from ``python -m unsir_core list``) once per class
+(seeded), on the same original model (trained and cached on first use with the data set's
+recipe), and reports test forget / retain accuracy against the original's and the unlearning
+wall time. Medians over classes are shown.
 """
 
 from __future__ import annotations
@@ -23,20 +27,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unsir_core.checkpoints import default_cache_dir  # noqa: E402
-from unsir_core.data import load_dataset, retained_classes  # noqa: E402
+from unsir_core.data import load_dataset  # noqa: E402
 from unsir_core.experiment import dataset_options, environment, trained_model  # noqa: E402
+from unsir_core.methods import method_config, unlearn  # noqa: E402
 from unsir_core.metrics import split_accuracy  # noqa: E402
 from unsir_core.train import default_recipe, predict, resolve_device  # noqa: E402
-from unsir_core.unsir import UnsirConfig, default_unsir, unsir  # noqa: E402
+from unsir_core.unsir import UnsirConfig  # noqa: E402
 
 
-def parse_grid(items: list[str]) -> dict[str, list]:
-    fields = {f: type(v) for f, v in asdict(UnsirConfig()).items()}
+def parse_grid(items: list[str], base) -> dict[str, list]:
+    fields = {f: type(v) for f, v in asdict(base).items()}
     grid = {}
     for item in items:
         name, _, values = item.partition("=")
         if name not in fields:
-            raise SystemExit(f"unknown UNSIR field {name!r}; fields: {', '.join(fields)}")
+            raise SystemExit(f"unknown field {name!r}; fields: {', '.join(fields)}")
         cast = (lambda v: v.lower() in ("1", "true", "yes")) if fields[name] is bool else fields[name]
         grid[name] = [cast(v) for v in values.split(",")]
     return grid
@@ -46,24 +51,28 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--model", default="resnet18")
+    p.add_argument("--method", default="unsir", help="unlearning method to sweep (default unsir)")
     p.add_argument("--classes", default="3", help="forget classes to try, one at a time (comma-separated)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir")
-    p.add_argument("--preset", choices=["tuned", "official"], default="tuned")
+    p.add_argument("--preset", choices=["tuned", "official"], default="tuned", help="UNSIR only: starting config")
     p.add_argument("--grid", action="append", default=[], help="FIELD=v1,v2,... (repeatable)")
     p.add_argument("--out", help="JSON file for the results")
     args = p.parse_args()
 
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir, **dataset_options(args.dataset, 32))
-    base = UnsirConfig.official() if args.preset == "official" else default_unsir(args.dataset, args.model)
+    if args.method == "unsir" and args.preset == "official":
+        base = UnsirConfig.official()
+    else:
+        base = method_config(args.method, args.dataset, args.model)
     recipe = default_recipe(args.dataset, args.model)
     original, _ = trained_model(
         data, args.model, recipe, range(data.num_classes), device, seed=args.seed, cache_dir=default_cache_dir()
     )
     test_logits = predict(original, data.test.images, data.normalize, device)
-    grid = parse_grid(args.grid)
+    grid = parse_grid(args.grid, base)
     classes = [int(c) for c in args.classes.split(",")]
 
     rows = []
@@ -71,13 +80,10 @@ def main() -> None:
     for values in itertools.product(*grid.values()) if grid else [()]:
         overrides = dict(zip(grid, values, strict=True))
         cfg = replace(base, **overrides)
-        label = ",".join(f"{k}={v}" for k, v in overrides.items()) or args.preset
+        label = ",".join(f"{k}={v}" for k, v in overrides.items()) or "defaults"
         for c in classes:
             o_forget, o_retain = split_accuracy(test_logits, data.test.labels, [c])
-            dr_sub = data.train.sample_per_class(
-                retained_classes([c], data.num_classes), cfg.dr_sub_per_class, args.seed
-            )
-            result = unsir(original, [c], dr_sub, data.normalize, cfg, device, seed=args.seed)
+            result = unlearn(args.method, original, args.model, data, (c,), device, cfg, seed=args.seed)
             logits = predict(result.model, data.test.images, data.normalize, device)
             forget, retain = split_accuracy(logits, data.test.labels, [c])
             row = {
@@ -108,6 +114,7 @@ def main() -> None:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "dataset": args.dataset,
+            "method": args.method,
             "model": args.model,
             "seed": args.seed,
             "device": str(device),
