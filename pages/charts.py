@@ -1,0 +1,94 @@
+"""Charts and tables of a run's metrics (plotly, pandas): pure functions of metrics.json
+content, shared by the Inspect and Runs pages and the HTML audit report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+# One colour per model, the same on every chart (methods beyond these get plotly's defaults).
+COLOURS = {"original": "#4c78a8", "retrained": "#54a24b", "unsir": "#e45756", "finetune": "#b279a2",
+           "neggrad": "#f58518", "fisher": "#72b7b2", "amnesiac": "#9d755d", "bad_teacher": "#bab0ac"}  # fmt: skip
+
+
+def colour(name: str) -> str | None:
+    return COLOURS.get(name.split(" ")[-1])
+
+
+def summary_table(models: Mapping[str, Mapping]) -> pd.DataFrame:
+    """One row per model: accuracies, relearn time, MIA, output distance and wall time."""
+    rows = {}
+    for name, m in models.items():
+        relearn, mia, out = m.get("relearn") or {}, m.get("mia") or {}, m.get("output_distance") or {}
+        rows[name] = {
+            "forget acc (test)": m.get("forget_acc"),
+            "retain acc (test)": m.get("retain_acc"),
+            "forget acc (train)": m.get("forget_acc_train"),
+            "retain acc (train)": m.get("retain_acc_train"),
+            "relearn steps": relearn.get("steps"),
+            "MIA member rate": mia.get("member_rate"),
+            "JS to retrained": out.get("js_divergence"),
+            "seconds": m.get("seconds"),
+            "zero-glance": {True: "yes", False: "no"}.get(m.get("zero_glance")),
+        }
+    return pd.DataFrame(rows).T
+
+
+def layer_distance_figure(series: Mapping[str, Mapping[str, float]], title: str = "") -> go.Figure:
+    """Per-layer L2 distance to the original, log scale, one line per model (layer order kept)."""
+    fig = go.Figure()
+    for name, dist in series.items():
+        layers = list(dist)
+        values = [max(float(dist[k]), 1e-12) for k in layers]  # log scale: 0 drawn at the floor
+        fig.add_trace(go.Scatter(x=layers, y=values, mode="lines+markers", name=name, line={"color": colour(name)}))
+    fig.update_layout(
+        title=title or "Per-layer L2 distance to the original model", yaxis_type="log",
+        yaxis_title="L2 distance (log)", xaxis_title="layer", height=420, legend={"orientation": "h"},
+        xaxis={"tickangle": -60, "tickfont": {"size": 9}},
+    )  # fmt: skip
+    return fig
+
+
+def prediction_figure(
+    series: Mapping[str, Sequence[int]], class_names: Sequence[str], forget: Sequence[int]
+) -> go.Figure:
+    """Counts of predicted classes over the forget-class test images, grouped per model."""
+    fig = go.Figure()
+    labels = [f"{c}: {n}" + (" (forget)" if c in forget else "") for c, n in enumerate(class_names)]
+    for name, counts in series.items():
+        fig.add_trace(go.Bar(x=labels, y=list(counts), name=name, marker_color=colour(name)))
+    fig.update_layout(
+        title="What the models predict for forget-class test images", barmode="group", height=380,
+        yaxis_title="images", xaxis_title="predicted class", legend={"orientation": "h"},
+    )  # fmt: skip
+    return fig
+
+
+def per_class_figure(accuracies: Sequence[float], class_names: Sequence[str]) -> go.Figure:
+    fig = go.Figure(go.Bar(x=[f"{c}: {n}" for c, n in enumerate(class_names)], y=list(accuracies)))
+    fig.update_layout(title="Test accuracy per class", yaxis_range=[0, 1], yaxis_title="accuracy", height=320)
+    return fig
+
+
+def runs_figure(rows: Sequence[Mapping]) -> go.Figure:
+    """Forget and retain accuracy of each (run, model) pair, for comparing runs."""
+    df = pd.DataFrame(rows)
+    fig = go.Figure()
+    for metric in ("forget_acc", "retain_acc"):
+        fig.add_trace(go.Bar(x=df["label"], y=df[metric], name=metric))
+    fig.update_layout(barmode="group", height=380, yaxis_range=[0, 1], title="Forget / retain test accuracy")
+    return fig
+
+
+def overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """An RGB uint8 (H, W, 3) picture of ``heat`` (H, W in [0, 1]) over uint8 ``image`` (C, H, W)."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    rgb = np.transpose(image, (1, 2, 0)).astype(np.float32) / 255.0
+    if rgb.shape[2] == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    return show_cam_on_image(rgb, heat, use_rgb=True, image_weight=0.55)

@@ -1,0 +1,118 @@
+"""Inspect: original | unlearned | retrained side by side (GradCAM, weight distance,
+prediction distribution, and the numbers)."""
+
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from pages import charts
+from pages.common import Keys, data_or_stop, header, model_at, runs_root, teaching
+from unsir_core.errors import UnsirError
+from unsir_core.explain import gradcam
+from unsir_core.runs import list_runs, read_run
+
+s = header("Inspect")
+teaching(
+    "Three models side by side: the **original**, the **unlearned** one and the **retrained** gold standard.\n\n"
+    "- **GradCAM** paints where a model looks for the image's true class. After forgetting, the heat on "
+    "forget-class images should fade or scatter, as in the retrained model, and stay put on retained images.\n"
+    "- **Per-layer weight distance** (log scale) shows which layers unlearning changed; retraining changes all.\n"
+    "- **Prediction distribution**: what forget-class images are classified as. Forgetting moves them to other "
+    "(similar) classes, as the retrained model does.\n"
+    "- **Relearn steps**: how fast the class comes back by fine-tuning; few steps hint the knowledge is "
+    "suppressed rather than gone. **MIA member rate**: how many forget-class training images a membership "
+    "attack still recognises as training data."
+)
+
+runs = list_runs(runs_root())
+if not runs:
+    st.info("No runs yet. Start one on the Unlearn page.")
+    st.page_link("pages/unlearn.py", label="Go to Unlearn", icon=":material/arrow_forward:")
+    st.stop()
+paths = [str(r.path) for r in runs]
+last = st.session_state.get(Keys.LAST_RUN)
+choice = st.selectbox(
+    "Run", paths, index=paths.index(last) if last in paths else 0, key=Keys.INSPECT_RUN,
+    format_func=lambda p: Path(p).name,
+)  # fmt: skip
+metrics = read_run(choice)
+cfg, models = metrics["config"], metrics["models"]
+names, forget = metrics["class_names"], metrics["forget_classes"]
+methods = [m for m in models if m not in ("original", "retrained")]
+if not methods:
+    st.error("This run holds no unlearned model (every method failed: see its errors).")
+    st.stop()
+method = st.radio("Unlearned model", methods, horizontal=True)
+st.caption(
+    f"{cfg['dataset']} / {cfg['model']}, forget {', '.join(f'{c} ({names[c]})' for c in forget)}, "
+    f"seeds {cfg.get('seeds')}, device {cfg.get('device_used')}"
+)
+trio = {k: models[k] for k in ("original", method, "retrained") if k in models}
+
+st.subheader("Numbers")
+table = charts.summary_table(models)
+st.dataframe(table.style.format(precision=4, na_rep="-"), use_container_width=True)
+if metrics.get("errors"):
+    st.warning(f"Methods that failed: {metrics['errors']}")
+
+left, right = st.columns(2)
+distances = {k: m["layer_distance"] for k, m in trio.items() if k != "original" and m.get("layer_distance")}
+with left:
+    if distances:
+        st.plotly_chart(charts.layer_distance_figure(distances), use_container_width=True)
+    else:
+        st.info("This run did not measure per-layer distances.")
+predictions = {k: m["prediction_distribution"] for k, m in trio.items() if m.get("prediction_distribution")}
+with right:
+    if predictions:
+        st.plotly_chart(charts.prediction_figure(predictions, names, forget), use_container_width=True)
+    else:
+        st.info("This run did not measure prediction distributions.")
+
+st.subheader("GradCAM")
+
+if (s.dataset, s.model) != (cfg["dataset"], cfg["model"]):
+    st.info(f"Switch the sidebar to {cfg['dataset']} / {cfg['model']} to see this run's heatmaps.")
+    st.stop()
+data = data_or_stop(s)
+c1, c2 = st.columns(2)
+per_group = c1.slider("Images per group", 1, 8, 4)
+sample_seed = c2.number_input("Sample seed", min_value=0, value=0, step=1, help="which test images are drawn")
+gen = torch.Generator().manual_seed(int(sample_seed))
+is_forget = torch.isin(data.test.labels, torch.tensor(forget))
+groups = {}
+for title, mask in (("Forget-class images", is_forget), ("Retained-class images", ~is_forget)):
+    idx = mask.nonzero().squeeze(1)
+    groups[title] = idx[torch.randperm(len(idx), generator=gen)[:per_group]]
+
+checkpoints = {
+    "original": models["original"].get("checkpoint"),
+    method: str(Path(choice) / f"{method}.safetensors"),
+    "retrained": (models.get("retrained") or {}).get("checkpoint"),
+}
+loaded = {}
+for k, path in checkpoints.items():
+    if path and Path(path).exists():
+        try:
+            loaded[k] = model_at(path, s)
+        except UnsirError as err:
+            st.warning(f"The {k} model cannot be loaded: {err}")
+    else:
+        st.warning(f"The {k} model's checkpoint is not on this machine ({path}).")
+device = torch.device("cpu")
+for title, idx in groups.items():
+    st.markdown(f"**{title}** (heat for the true class)")
+    images, labels = data.test.images[idx], data.test.labels[idx]
+    cols = st.columns(1 + len(loaded))
+    cols[0].caption("image")
+    for i in range(len(idx)):
+        cols[0].image(images[i].permute(1, 2, 0).numpy(), width=96, caption=names[int(labels[i])])
+    for col, (k, model) in zip(cols[1:], loaded.items(), strict=True):
+        col.caption(k)
+        with torch.enable_grad():
+            heat = gradcam(model, cfg["model"], images, data.normalize, device, targets=labels.tolist())
+        with torch.no_grad():
+            preds = model(data.normalize(images)).argmax(1).tolist()
+        for i in range(len(idx)):
+            col.image(charts.overlay(images[i].numpy(), heat[i]), width=96, caption=f"pred {names[preds[i]]}")

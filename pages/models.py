@@ -1,0 +1,80 @@
+"""Models: the data set and the original model (train it, take it from the cache, or upload one)."""
+
+import streamlit as st
+import torch
+
+from pages import charts
+from pages.common import (
+    Keys,
+    data_or_stop,
+    header,
+    original_path,
+    save_upload,
+    show_jobs,
+    submit_training,
+    teaching,
+    test_logits,
+)
+from unsir_core.errors import UnsirError
+from unsir_core.metrics import per_class_accuracy
+
+s = header("Models")
+teaching(
+    "Unlearning starts from an **original model** trained on every class. Here you choose the data set and "
+    "architecture (sidebar), then train that model once (it is cached on disk and reused), or upload your own "
+    "checkpoint. The per-class accuracy below is the baseline that unlearning must keep for the retained classes "
+    "and destroy for the forgotten ones."
+)
+data = data_or_stop(s)
+c1, c2, c3 = st.columns(3)
+c1.metric("Classes", data.num_classes)
+c2.metric("Training images", len(data.train))
+c3.metric("Test images", len(data.test))
+
+st.subheader("Original model")
+path = original_path(s, data)
+if s.uploaded:
+    st.success(f"Using the uploaded checkpoint `{path.name}`.")
+elif path.exists():
+    st.success(f"A trained {s.model} (seed {s.seed}) is in the cache: `{path.name}`.")
+else:
+    st.info(
+        f"No trained {s.model} for {s.dataset} with seed {s.seed} yet. Train it here, or the Unlearn page trains it."
+    )
+    if st.button("Train the original model", type="primary"):
+        submit_training(s, data)
+
+
+@st.fragment(run_every=1.0)
+def training_jobs():
+    jobs = show_jobs("train ")
+    if any(j.state == "done" for j in jobs) and not path.exists():
+        st.rerun()
+
+
+training_jobs()
+
+with st.expander("Upload a checkpoint instead"):
+    st.caption(
+        f"A safetensors file or a PyTorch state_dict (`.pt`, read with weights_only=True) of a **{s.model}** with "
+        f"**{data.num_classes}** outputs for {s.dataset}. It is used as the original model for this session."
+    )
+    upload = st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth"])
+    if upload is not None:
+        try:
+            saved = save_upload(upload.name, upload.getvalue(), s, data)
+        except (UnsirError, ValueError, RuntimeError) as err:
+            st.error(f"This checkpoint does not fit: {err}")
+        else:
+            st.session_state[Keys.UPLOADED] = {"path": str(saved), "for": (s.dataset, s.folder, s.model)}
+            st.success(f"Checkpoint accepted: {saved.name}")
+    if s.uploaded and st.button("Stop using the uploaded checkpoint"):
+        st.session_state.pop(Keys.UPLOADED, None)
+        st.rerun()
+
+if path.exists():
+    logits = test_logits(str(path), path.stat().st_mtime, s.model, s.dataset, s.folder)
+    acc = per_class_accuracy(torch.from_numpy(logits), data.test.labels, data.num_classes)
+    st.metric("Test accuracy", f"{float((logits.argmax(1) == data.test.labels.numpy()).mean()):.3f}")
+    st.plotly_chart(charts.per_class_figure(acc, data.classes), use_container_width=True)
+    st.page_link("pages/unlearn.py", label="Next: choose classes to forget", icon=":material/arrow_forward:")

@@ -1,0 +1,64 @@
+"""A run as a self-contained audit report: one HTML file with the charts (plotly.js inlined,
+so it opens offline), the numbers, the config, the seeds and the library versions."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+
+from . import charts
+
+
+def _table(rows: Mapping[str, object]) -> str:
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items())
+    return f"<table>{cells}</table>"
+
+
+def build_report(metrics: Mapping, title: str | None = None) -> str:
+    """The HTML text of the audit report of one run's ``metrics`` (metrics.json content)."""
+    cfg, models = metrics["config"], metrics["models"]
+    names = metrics["class_names"]
+    forget = metrics["forget_classes"]
+    title = title or (
+        f"Unlearning audit: {cfg['dataset']} / {cfg['model']}, forget " + ", ".join(f"{c} ({names[c]})" for c in forget)
+    )
+    figures = []
+    distances = {k: m["layer_distance"] for k, m in models.items() if k != "original" and m.get("layer_distance")}
+    if distances:
+        figures.append(charts.layer_distance_figure(distances))
+    predictions = {k: m["prediction_distribution"] for k, m in models.items() if m.get("prediction_distribution")}
+    if predictions:
+        figures.append(charts.prediction_figure(predictions, names, forget))
+    parts = [
+        fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
+        for i, fig in enumerate(figures)
+    ]
+    table = charts.summary_table(models).to_html(float_format=lambda v: f"{v:.4f}", na_rep="-", border=0)
+    errors = metrics.get("errors") or {}
+    zero_glance = [k for k, m in models.items() if m.get("zero_glance")]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ padding: 4px 10px; border-bottom: 1px solid #ddd;
+text-align: right; }} th {{ text-align: left; }} pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Finished {html.escape(str(metrics.get("finished_at", "")))}; seeds {cfg.get("seeds", [cfg.get("seed")])}
+(numbers are means over seeds). Zero-glance methods (never read a forget-class sample):
+{html.escape(", ".join(zero_glance) or "none")}.</p>
+<h2>Results</h2>
+<p>Forget / retain accuracy: fraction of test (or train) samples of the forget / retained classes classified
+correctly. Relearn steps: fine-tuning steps on forget data until forget accuracy is back to
+{cfg.get("relearn_fraction", 0.9):.0%} of the original's. MIA member rate: fraction of forget-class training
+samples a loss/entropy attack calls members. JS to retrained: mean Jensen-Shannon divergence of the outputs from
+the retrained model's on forget-class test images. Seconds: wall time of the unlearning (or training).</p>
+{table}
+{"<p><b>Methods that failed:</b> " + html.escape(json.dumps(errors)) + "</p>" if errors else ""}
+<h2>Charts</h2>
+{"".join(parts) or "<p>No per-layer distance or prediction metrics in this run.</p>"}
+<h2>Config</h2><pre>{html.escape(json.dumps(cfg, indent=2))}</pre>
+<h2>Environment</h2>{_table(metrics.get("environment", {}))}
+</body></html>
+"""

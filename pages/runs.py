@@ -1,0 +1,55 @@
+"""Runs: every stored run, compared on the same charts, exported as an audit report or JSON."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from pages import charts
+from pages.common import header, runs_root, teaching
+from pages.report import build_report
+from unsir_core.runs import list_runs, read_run
+
+header("Runs")
+teaching(
+    f"Every experiment is kept as a directory under `{runs_root()}` with its config, metrics.json (seed, "
+    "library versions, device, git commit) and the unlearned checkpoints. Select runs to compare them, or export "
+    "one as a self-contained HTML audit report for a reviewer."
+)
+runs = list_runs(runs_root())
+if not runs:
+    st.info("No runs yet. Start one on the Unlearn page.")
+    st.stop()
+
+rows = []
+for r in runs:
+    for name, h in r.headline.items():
+        rows.append({"run": r.path.name, "finished": r.finished_at, "dataset": r.dataset, "model": r.model,
+                     "forget": ",".join(map(str, r.forget_classes)), "seeds": ",".join(map(str, r.seeds)),
+                     "method": name, **h})  # fmt: skip
+st.dataframe(pd.DataFrame(rows), use_container_width=True, hide_index=True)
+
+by_name = {r.path.name: r for r in runs}
+selected = st.multiselect("Compare runs", list(by_name), default=list(by_name)[:1])
+if selected:
+    compare = [
+        {"label": f"{name} · {method}", **h} for name in selected for method, h in by_name[name].headline.items()
+    ]
+    st.plotly_chart(charts.runs_figure(compare), use_container_width=True)
+    distances = {}
+    for name in selected:
+        for method, m in read_run(by_name[name].path)["models"].items():
+            if method != "original" and m.get("layer_distance"):
+                distances[f"{name} · {method}"] = m["layer_distance"]
+    if distances:
+        st.plotly_chart(charts.layer_distance_figure(distances), use_container_width=True)
+
+st.subheader("Export")
+name = st.selectbox("Run to export", list(by_name))
+metrics = read_run(by_name[name].path)
+c1, c2 = st.columns(2)
+c1.download_button("Audit report (HTML)", build_report(metrics), file_name=f"{name}-report.html", mime="text/html")
+c2.download_button("metrics.json", json.dumps(metrics, indent=2), file_name=f"{name}-metrics.json",
+                   mime="application/json")  # fmt: skip
+st.caption(f"Run directory: `{Path(by_name[name].path).resolve()}`")

@@ -1,0 +1,93 @@
+"""Unlearn: pick forget classes and methods, start a background job, follow its progress."""
+
+import dataclasses
+
+import streamlit as st
+
+from pages.common import Keys, data_or_stop, header, show_jobs, submit_experiment, teaching
+from unsir_core.data import resolve_classes, retained_classes
+from unsir_core.errors import UnsirError
+from unsir_core.experiment import ExperimentConfig
+from unsir_core.methods import get_method, list_methods, method_config, method_knobs
+
+s = header("Unlearn")
+teaching(
+    "**UNSIR** forgets a class **without looking at it**: it learns noise that maximises the model's error on "
+    "the forget class (from the model alone), trains one *impair* epoch on that noise plus a small subset of "
+    "the retained classes, then one *repair* epoch on the retained subset. The **retrained** model (trained "
+    "from scratch without the class) is the gold standard it is compared with. Methods marked *reads forget "
+    "data* are baselines that need the very samples a privacy request may forbid."
+)
+data = data_or_stop(s)
+
+names = [f"{c}: {n}" for c, n in enumerate(data.classes)]
+chosen = st.multiselect("Classes to forget", names, default=names[3:4], help="One or several classes.")
+forget_ids = [names.index(c) for c in chosen]
+if forget_ids:
+    cols = st.columns(min(len(forget_ids), 4))
+    for col, c in zip(cols, forget_ids, strict=False):
+        idx = (data.test.labels == c).nonzero().squeeze(1)[:8]
+        col.image([img.permute(1, 2, 0).numpy() for img in data.test.images[idx]], width=48, caption=None)
+        col.caption(f"class {names[c]}")
+
+labels = {m: f"{m} ({'reads forget data' if get_method(m).reads_forget else 'zero-glance'})" for m in list_methods()}
+methods = st.multiselect(
+    "Methods", [m for m in list_methods() if m != "retrain"], default=["unsir"], format_func=labels.get,
+    help="The retrained gold standard is always trained (or taken from the cache) alongside.",
+)  # fmt: skip
+
+overrides = []
+for m in methods:
+    with st.expander(f"{m} hyper-parameters"):
+        base = method_config(m, s.dataset, s.model)
+        for field, _, help_text in method_knobs(m):
+            value = getattr(base, field)
+            widget_key = f"knob-{s.dataset}-{s.model}-{m}-{field}"
+            if isinstance(value, bool):
+                new = st.checkbox(field, value=value, help=help_text, key=widget_key)
+            elif isinstance(value, int):
+                new = int(st.number_input(field, value=value, step=1, help=help_text, key=widget_key))
+            elif isinstance(value, float):
+                new = float(st.number_input(field, value=value, format="%g", help=help_text, key=widget_key))
+            else:
+                continue
+            if new != value:
+                overrides.append((m, field, new))
+        if dataclasses.is_dataclass(base):
+            st.caption("Defaults come from the recipe for this data set and model.")
+
+metrics = st.multiselect(
+    "Metrics beyond accuracy", list(ExperimentConfig.metrics), default=list(ExperimentConfig.metrics),
+    help="relearn: steps to relearn the class; distance: per-layer weight distance; predictions: what the forget "
+    "images are classified as; mia: membership inference; output_distance: JS divergence to the retrained model.",
+)  # fmt: skip
+
+if st.button("Unlearn", type="primary"):
+    try:
+        forget = resolve_classes(forget_ids, data.classes)
+        retained_classes(forget, data.num_classes)
+        if not methods:
+            raise UnsirError("choose at least one method")
+    except UnsirError as err:
+        st.error(str(err))
+    else:
+        cfg = ExperimentConfig(
+            dataset=s.dataset, model=s.model, forget=tuple(forget), seed=s.seed, device=s.device,
+            data_dir=s.folder if s.dataset == "imagefolder" else None, methods=tuple(methods),
+            method_overrides=tuple(overrides), metrics=tuple(metrics), original_checkpoint=s.uploaded,
+        )  # fmt: skip
+        label = f"unlearn {', '.join(names[c] for c in forget)} with {', '.join(methods)} ({s.model}, {s.dataset})"
+        submit_experiment(cfg, label)
+
+
+@st.fragment(run_every=1.0)
+def experiment_jobs():
+    jobs = show_jobs("unlearn ")
+    done = [j for j in jobs if j.state == "done"]
+    if done:
+        st.session_state[Keys.LAST_RUN] = done[-1].result
+        st.success("Finished. The comparison is on the Inspect page.")
+        st.page_link("pages/inspect_models.py", label="Inspect the result", icon=":material/arrow_forward:")
+
+
+experiment_jobs()
