@@ -244,8 +244,10 @@ def show_jobs(kinds: str = "") -> list[Job]:
         with st.container(border=True):
             st.markdown(f"**{job.label}** · {job.state}")
             if job.state == "queued":
-                ahead = queue.position(job) - 1
-                st.caption(f"waiting: {ahead} job(s) ahead of it on this device (one job runs at a time)")
+                st.caption(
+                    f"waiting: {queue.ahead(job)} job(s) ahead of it on this device (one job runs at a time), "
+                    f"position {queue.position(job)} in the queue"
+                )
             for name, p in job.phases.items():
                 frac = min(p.done / p.total, 1.0) if p.total else 0.0
                 st.progress(frac, text=f"{name}: {p.done}/{p.total} · {p.seconds:.1f} s")

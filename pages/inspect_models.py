@@ -52,7 +52,7 @@ trio = {k: models[k] for k in ("original", method, "retrained") if k in models}
 
 st.subheader("Numbers")
 table = charts.summary_table(models)
-st.dataframe(table.style.format(precision=4, na_rep="-"), use_container_width=True)
+st.dataframe(table.style.format(precision=4, na_rep="-"), width="stretch")
 if metrics.get("errors"):
     st.warning(f"Methods that failed: {metrics['errors']}")
 
@@ -60,13 +60,13 @@ left, right = st.columns(2)
 distances = {k: m["layer_distance"] for k, m in trio.items() if k != "original" and m.get("layer_distance")}
 with left:
     if distances:
-        st.plotly_chart(charts.layer_distance_figure(distances), use_container_width=True)
+        st.plotly_chart(charts.layer_distance_figure(distances), width="stretch")
     else:
         st.info("This run did not measure per-layer distances.")
 predictions = {k: m["prediction_distribution"] for k, m in trio.items() if m.get("prediction_distribution")}
 with right:
     if predictions:
-        st.plotly_chart(charts.prediction_figure(predictions, names, forget), use_container_width=True)
+        st.plotly_chart(charts.prediction_figure(predictions, names, forget), width="stretch")
     else:
         st.info("This run did not measure prediction distributions.")
 

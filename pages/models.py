@@ -76,5 +76,5 @@ if path.exists():
     logits = test_logits(str(path), path.stat().st_mtime, s.model, s.dataset, s.folder)
     acc = per_class_accuracy(torch.from_numpy(logits), data.test.labels, data.num_classes)
     st.metric("Test accuracy", f"{float((logits.argmax(1) == data.test.labels.numpy()).mean()):.3f}")
-    st.plotly_chart(charts.per_class_figure(acc, data.classes), use_container_width=True)
+    st.plotly_chart(charts.per_class_figure(acc, data.classes), width="stretch")
     st.page_link("pages/unlearn.py", label="Next: choose classes to forget", icon=":material/arrow_forward:")

@@ -28,7 +28,7 @@ for r in runs:
         rows.append({"run": r.path.name, "finished": r.finished_at, "dataset": r.dataset, "model": r.model,
                      "forget": ",".join(map(str, r.forget_classes)), "seeds": ",".join(map(str, r.seeds)),
                      "method": name, **h})  # fmt: skip
-st.dataframe(pd.DataFrame(rows), use_container_width=True, hide_index=True)
+st.dataframe(pd.DataFrame(rows), width="stretch", hide_index=True)
 
 by_name = {r.path.name: r for r in runs}
 selected = st.multiselect("Compare runs", list(by_name), default=list(by_name)[:1])
@@ -36,14 +36,14 @@ if selected:
     compare = [
         {"label": f"{name} · {method}", **h} for name in selected for method, h in by_name[name].headline.items()
     ]
-    st.plotly_chart(charts.runs_figure(compare), use_container_width=True)
+    st.plotly_chart(charts.runs_figure(compare), width="stretch")
     distances = {}
     for name in selected:
         for method, m in read_run(by_name[name].path)["models"].items():
             if method != "original" and m.get("layer_distance"):
                 distances[f"{name} · {method}"] = m["layer_distance"]
     if distances:
-        st.plotly_chart(charts.layer_distance_figure(distances), use_container_width=True)
+        st.plotly_chart(charts.layer_distance_figure(distances), width="stretch")
 
 st.subheader("Export")
 name = st.selectbox("Run to export", list(by_name))

@@ -149,7 +149,7 @@ def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     assert figures[0]["layout"]["yaxis"]["type"] == "log"
     assert {t["name"] for t in figures[0]["data"]} == {"unsir", "retrained"}
     assert {t["name"] for t in figures[1]["data"]} == {"original", "unsir", "retrained"}
-    images = at.get("imgs")
+    images = at.get("image")
     assert len(images) == 2 * 4 * 4  # two groups x (image + three models) x four images
 
     at.switch_page("pages/runs.py").run()

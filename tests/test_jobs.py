@@ -30,6 +30,7 @@ def test_jobs_run_one_at_a_time_in_order_with_positions():
     while first.state != RUNNING and time.monotonic() < deadline:
         time.sleep(0.01)
     assert (q.position(first), q.position(second)) == (0, 1)
+    assert (q.ahead(first), q.ahead(second)) == (0, 1)
     assert second.state == "queued"
     gate.set()
     q.wait(second, timeout=5)

@@ -148,6 +148,14 @@ class JobQueue:
             except ValueError:
                 return -1
 
+    def ahead(self, job: Job) -> int:
+        """How many jobs run before a waiting ``job`` starts (the running one included)."""
+        with self._lock:
+            if job not in self._waiting:
+                return 0
+            running = any(j.state == RUNNING for j in self._jobs.values())
+            return list(self._waiting).index(job) + int(running)
+
     def cancel(self, job_id: int) -> None:
         """Cancel a job: a waiting one never starts; a running one stops at its next step."""
         with self._lock:

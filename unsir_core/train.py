@@ -101,7 +101,7 @@ RECIPES: dict[tuple[str, str], TrainConfig] = {
     ),
     # The embedded digits set is tiny (1437 training images): a short Adam run converges and
     # keeps the whole demo experiment within a couple of minutes on 2 CPU cores.
-    ("digits", "*"): TrainConfig(epochs=8, batch_size=64, lr=1e-3, grad_clip_value=None, scheduler="cosine"),
+    ("digits", "*"): TrainConfig(epochs=4, batch_size=64, lr=1e-3, grad_clip_value=None, scheduler="cosine"),
     ("digits", "vit"): TrainConfig(
         epochs=25,
         batch_size=64,

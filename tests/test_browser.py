@@ -1,0 +1,126 @@
+"""End to end in a real browser: the dashboard served by ``streamlit run``, driven by headless
+Chromium through Playwright. Two browser contexts start jobs at once (both must finish, one
+after the other on the one device); the first then inspects its result and exports the audit
+report. Screenshots go to $UNSIR_E2E_SHOTS (default: the test's temporary directory).
+
+Skipped when the ``playwright`` package or a Chromium binary is missing (Debian:
+``apt-get install -y chromium``; the browser is never downloaded by Playwright).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("UNSIR_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (apt-get install -y chromium)")
+
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run"]  # fmt: skip
+JOB_TIMEOUT_MS = 600_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    env = {**os.environ, "UNSIR_RUNS_DIR": str(tmp_path / "runs")}
+    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not start: {(tmp_path / 'streamlit.log').read_text()}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    out = Path(os.environ.get("UNSIR_E2E_SHOTS", tmp_path / "shots"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def open_page(browser, url: str, name: str):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(url)
+    page.get_by_role("heading", name="Models").wait_for(timeout=60_000)
+    page.get_by_text("Device in use").wait_for()
+    page.get_by_role("link", name=name).click()
+    page.get_by_role("heading", name=name).wait_for(timeout=60_000)
+    return page
+
+
+def test_pick_unlearn_inspect_export_with_two_sessions_at_once(server, shots):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        first = open_page(browser, server, "Unlearn")
+        second = open_page(browser, server, "Unlearn")
+        expect(first.get_by_text("3: 3").first).to_be_visible()  # class 3 is preselected
+        first.screenshot(path=shots / "1-unlearn.png", full_page=True)
+
+        started = time.monotonic()
+        first.get_by_role("button", name="Unlearn", exact=True).click()
+        second.get_by_role("button", name="Unlearn", exact=True).click()
+        expect(second.get_by_text("waiting: 1 job(s) ahead").or_(second.get_by_text("running"))).to_be_visible(
+            timeout=30_000
+        )
+        second.screenshot(path=shots / "2-queued.png", full_page=True)
+        for page in (first, second):
+            expect(page.get_by_text("Finished. The comparison is on the Inspect page.")).to_be_visible(
+                timeout=JOB_TIMEOUT_MS
+            )
+        both = time.monotonic() - started
+        first.screenshot(path=shots / "3-finished.png", full_page=True)
+
+        first.get_by_role("link", name="Inspect the result").click()
+        first.get_by_role("heading", name="GradCAM").wait_for(timeout=60_000)
+        expect(first.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
+        expect(first.get_by_text("Per-layer L2 distance to the original model")).to_be_visible()
+        expect(first.get_by_text("What the models predict for forget-class test images")).to_be_visible()
+        captions = first.get_by_text(re.compile(r"^pred \S+$"))  # under each GradCAM heatmap
+        expect(captions).to_have_count(2 * 4 * 3, timeout=60_000)  # two groups x four images x three models
+        first.screenshot(path=shots / "4-inspect.png", full_page=True)
+
+        first.get_by_role("link", name="Runs").click()
+        first.get_by_role("heading", name="Export").wait_for(timeout=60_000)
+        with first.expect_download() as download:
+            first.get_by_role("button", name="Audit report (HTML)").click()
+        report = Path(download.value.path()).read_text()
+        first.screenshot(path=shots / "5-runs.png", full_page=True)
+        browser.close()
+
+    assert report.startswith("<!doctype html>") and "Plotly" in report and "git_commit" in report
+    print(f"two sessions' jobs finished {both:.1f} s after the first click")
