@@ -33,7 +33,7 @@ def summary_table(models: Mapping[str, Mapping]) -> pd.DataFrame:
             "MIA member rate": mia.get("member_rate"),
             "JS to retrained": out.get("js_divergence"),
             "seconds": m.get("seconds"),
-            "zero-glance": {True: "yes", False: "no"}.get(m.get("zero_glance")),
+            "zero-glance": {True: "yes", False: "no"}.get(m.get("zero_glance"), "-"),  # "-": not a method
         }
     return pd.DataFrame(rows).T
 
