@@ -47,6 +47,16 @@ def _paired(forget: ImageTensors, retain: ImageTensors, batch_size: int, gen: to
         yield xf, yf, retain.images[ridx], retain.labels[ridx]
 
 
+def _fit_retained(
+    task: UnlearningTask, model: nn.Module, recipe: TrainConfig, start: float, phase: str, key: str
+) -> UnlearnResult:
+    """Train ``model`` on the retained data with ``recipe`` (progress reported as ``phase``);
+    the time, counted from ``start``, is the result's seconds and its phase ``key``."""
+    fit(model, task.retain, task.normalize, recipe, task.device, seed=task.seed, progress=task.progress, phase=phase)
+    seconds = time.perf_counter() - start
+    return UnlearnResult(model.eval(), seconds, {key: seconds})
+
+
 # --- retrain -------------------------------------------------------------------------------
 
 
@@ -55,9 +65,7 @@ def retrain(task: UnlearningTask, cfg: TrainConfig) -> UnlearnResult:
     start = time.perf_counter()
     torch.manual_seed(task.seed)
     model = create_model(task.model_name, task.num_classes, image_size=task.retain.image_shape[-1])
-    fit(model, task.retain, task.normalize, cfg, task.device, seed=task.seed, progress=task.progress,
-                phase="retrain")  # fmt: skip
-    return UnlearnResult(model.eval(), time.perf_counter() - start, {"train": time.perf_counter() - start})
+    return _fit_retained(task, model, cfg, start, phase="retrain", key="train")
 
 
 # --- finetune ------------------------------------------------------------------------------
@@ -73,12 +81,9 @@ class FinetuneConfig:
 @register_method("finetune", FinetuneConfig, reads_forget=False, summary="fine-tune on the retained data only")
 def finetune(task: UnlearningTask, cfg: FinetuneConfig) -> UnlearnResult:
     start = time.perf_counter()
-    model = _copy(task)
     recipe = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer="sgd", lr=cfg.lr, weight_decay=5e-4,
                          grad_clip_value=None, scheduler="none")  # fmt: skip
-    fit(model, task.retain, task.normalize, recipe, task.device, seed=task.seed, progress=task.progress,
-                phase="finetune")  # fmt: skip
-    return UnlearnResult(model.eval(), time.perf_counter() - start, {"finetune": time.perf_counter() - start})
+    return _fit_retained(task, _copy(task), recipe, start, phase="finetune", key="finetune")
 
 
 # --- neggrad -------------------------------------------------------------------------------
