@@ -45,10 +45,13 @@ else:
         submit_training(s, data)
 
 
+had_model = path.exists()
+
+
 @st.fragment(run_every=1.0)
 def training_jobs():
-    jobs = show_jobs("train ")
-    if any(j.state == "done" for j in jobs) and not path.exists():
+    show_jobs("train ")
+    if not had_model and path.exists():  # a training job just finished: show the model below
         st.rerun()
 
 

@@ -1,7 +1,5 @@
 """Unlearn: pick forget classes and methods, start a background job, follow its progress."""
 
-import dataclasses
-
 import streamlit as st
 
 from pages.common import Keys, data_or_stop, header, show_jobs, submit_experiment, teaching
@@ -53,8 +51,7 @@ for m in methods:
                 continue
             if new != value:
                 overrides.append((m, field, new))
-        if dataclasses.is_dataclass(base):
-            st.caption("Defaults come from the recipe for this data set and model.")
+        st.caption("Defaults come from the recipe for this data set and model.")
 
 metrics = st.multiselect(
     "Metrics beyond accuracy", list(ExperimentConfig.metrics), default=list(ExperimentConfig.metrics),
