@@ -75,11 +75,12 @@ def per_class_figure(accuracies: Sequence[float], class_names: Sequence[str]) ->
 
 
 def runs_figure(rows: Sequence[Mapping]) -> go.Figure:
-    """Forget and retain accuracy of each (run, model) pair, for comparing runs."""
+    """Forget and retain accuracy of each (run, model) pair, for comparing runs: rows hold
+    ``run`` (a short label), ``method`` and the accuracies; the x axis groups models by run."""
     df = pd.DataFrame(rows)
     fig = go.Figure()
     for metric in ("forget_acc", "retain_acc"):
-        fig.add_trace(go.Bar(x=df["label"], y=df[metric], name=metric))
+        fig.add_trace(go.Bar(x=[df["run"], df["method"]], y=df[metric], name=metric))
     fig.update_layout(barmode="group", height=380, yaxis_range=[0, 1], title="Forget / retain test accuracy")
     return fig
 

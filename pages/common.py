@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from unsir_core.experiment import (
     trained_model,
     write_results,
 )  # fmt: skip
+from unsir_core.explain import gradcam
 from unsir_core.jobs import Job, JobQueue
 from unsir_core.train import default_recipe, predict
 
@@ -182,6 +185,25 @@ def test_logits(path: str, mtime: float, model_name: str, dataset: str, folder: 
     return predict(model, data.test.images, data.normalize, torch.device("cpu")).numpy()
 
 
+_GRADCAM_LOCK = threading.Lock()  # GradCAM hooks the model: one computation per model object at a time
+
+
+@st.cache_data(max_entries=64, show_spinner="GradCAM...")
+def heatmaps(
+    path: str, mtime: float, model_name: str, dataset: str, folder: str | None, indices: tuple[int, ...]
+) -> tuple[np.ndarray, list[int]]:
+    """GradCAM heatmaps (for each image's true class) and the predictions of the checkpoint's
+    model on the test images ``indices``; cached, so that a rerun of the page redraws at once."""
+    data = _load(dataset, folder)
+    model = load_model(path, mtime, model_name, dataset, folder)
+    images, labels = data.test.images[list(indices)], data.test.labels[list(indices)]
+    with _GRADCAM_LOCK, torch.enable_grad():
+        heat = gradcam(model, model_name, images, data.normalize, torch.device("cpu"), targets=labels.tolist())
+    with torch.no_grad():
+        preds = model(data.normalize(images)).argmax(1).tolist()
+    return heat, preds
+
+
 def save_upload(name: str, payload: bytes, s: Settings, data: DataBundle) -> Path:
     """Store an uploaded checkpoint under the cache (named by its content hash, so that it
     never overwrites another) after checking that it fits the chosen model and data set."""
@@ -233,6 +255,28 @@ def submit_experiment(cfg: ExperimentConfig, label: str) -> Job:
         return str(out)
 
     return job_queue().submit(session_id(), label, work)
+
+
+POLL_SECONDS = 1.0  # how often a page with a running job redraws its progress
+
+
+def live_jobs(kinds: str = "", on_update: Callable[[list[Job]], None] | None = None) -> None:
+    """Show this session's jobs (see :func:`show_jobs`), redrawn every ``POLL_SECONDS`` while
+    one of them is queued or running, and not at all otherwise: an idle page costs the server
+    nothing, so the job has the CPU to itself. When the last active job ends the whole page
+    reruns once, which shows its result and stops the polling. ``on_update(jobs)`` runs at
+    each redraw, inside the same fragment."""
+    active = any(j.active for j in job_queue().jobs(session_id()) if kinds in j.label)
+
+    @st.fragment(run_every=POLL_SECONDS if active else None)
+    def panel() -> None:
+        jobs = show_jobs(kinds)
+        if on_update is not None:
+            on_update(jobs)
+        if active and not any(j.active for j in jobs):
+            st.rerun()
+
+    panel()
 
 
 def show_jobs(kinds: str = "") -> list[Job]:

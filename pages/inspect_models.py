@@ -7,9 +7,8 @@ import streamlit as st
 import torch
 
 from pages import charts
-from pages.common import Keys, data_or_stop, header, model_at, runs_root, teaching
+from pages.common import Keys, data_or_stop, header, heatmaps, model_at, runs_root, teaching
 from unsir_core.errors import UnsirError
-from unsir_core.explain import gradcam
 from unsir_core.runs import list_runs, read_run
 
 s = header("Inspect")
@@ -91,28 +90,26 @@ checkpoints = {
     method: str(Path(choice) / f"{method}.safetensors"),
     "retrained": (models.get("retrained") or {}).get("checkpoint"),
 }
-loaded = {}
+available = {}
 for k, path in checkpoints.items():
-    if path and Path(path).exists():
-        try:
-            loaded[k] = model_at(path, s)
-        except UnsirError as err:
-            st.warning(f"The {k} model cannot be loaded: {err}")
-    else:
+    if not (path and Path(path).exists()):
         st.warning(f"The {k} model's checkpoint is not on this machine ({path}).")
-device = torch.device("cpu")
+        continue
+    try:
+        model_at(path, s)  # fails here, with the reason, for a checkpoint that does not fit
+    except UnsirError as err:
+        st.warning(f"The {k} model cannot be loaded: {err}")
+    else:
+        available[k] = Path(path)
 for title, idx in groups.items():
     st.markdown(f"**{title}** (heat for the true class)")
     images, labels = data.test.images[idx], data.test.labels[idx]
-    cols = st.columns(1 + len(loaded))
+    cols = st.columns(1 + len(available))
     cols[0].caption("image")
     for i in range(len(idx)):
         cols[0].image(images[i].permute(1, 2, 0).numpy(), width=96, caption=names[int(labels[i])])
-    for col, (k, model) in zip(cols[1:], loaded.items(), strict=True):
+    for col, (k, path) in zip(cols[1:], available.items(), strict=True):
         col.caption(k)
-        with torch.enable_grad():
-            heat = gradcam(model, cfg["model"], images, data.normalize, device, targets=labels.tolist())
-        with torch.no_grad():
-            preds = model(data.normalize(images)).argmax(1).tolist()
+        heat, preds = heatmaps(str(path), path.stat().st_mtime, s.model, s.dataset, s.folder, tuple(idx.tolist()))
         for i in range(len(idx)):
             col.image(charts.overlay(images[i].numpy(), heat[i]), width=96, caption=f"pred {names[preds[i]]}")

@@ -8,9 +8,9 @@ from pages.common import (
     Keys,
     data_or_stop,
     header,
+    live_jobs,
     original_path,
     save_upload,
-    show_jobs,
     submit_training,
     teaching,
     test_logits,
@@ -45,17 +45,7 @@ else:
         submit_training(s, data)
 
 
-had_model = path.exists()
-
-
-@st.fragment(run_every=1.0)
-def training_jobs():
-    show_jobs("train ")
-    if not had_model and path.exists():  # a training job just finished: show the model below
-        st.rerun()
-
-
-training_jobs()
+live_jobs("train ")  # when the training ends, the page reruns and shows the model below
 
 with st.expander("Upload a checkpoint instead"):
     st.caption(

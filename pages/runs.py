@@ -31,17 +31,26 @@ for r in runs:
 st.dataframe(pd.DataFrame(rows), width="stretch", hide_index=True)
 
 by_name = {r.path.name: r for r in runs}
+
+
+def short(name: str) -> str:
+    """A chart label for a run: its model, forget classes and finishing time (the directory
+    name is too long for an axis)."""
+    r = by_name[name]
+    return f"{r.model} forget {','.join(map(str, r.forget_classes))} @{r.finished_at[11:19]}"
+
+
 selected = st.multiselect("Compare runs", list(by_name), default=list(by_name)[:1])
 if selected:
     compare = [
-        {"label": f"{name} · {method}", **h} for name in selected for method, h in by_name[name].headline.items()
+        {"run": short(name), "method": method, **h} for name in selected for method, h in by_name[name].headline.items()
     ]
     st.plotly_chart(charts.runs_figure(compare), width="stretch")
     distances = {}
     for name in selected:
         for method, m in read_run(by_name[name].path)["models"].items():
             if method != "original" and m.get("layer_distance"):
-                distances[f"{name} · {method}"] = m["layer_distance"]
+                distances[f"{short(name)} · {method}"] = m["layer_distance"]
     if distances:
         st.plotly_chart(charts.layer_distance_figure(distances), width="stretch")
 

@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from pages.common import Keys, data_or_stop, header, show_jobs, submit_experiment, teaching
+from pages.common import Keys, data_or_stop, header, live_jobs, submit_experiment, teaching
 from unsir_core.data import resolve_classes, retained_classes
 from unsir_core.errors import UnsirError
 from unsir_core.experiment import ExperimentConfig
+from unsir_core.jobs import Job
 from unsir_core.methods import get_method, list_methods, method_config, method_knobs
 
 s = header("Unlearn")
@@ -77,9 +78,7 @@ if st.button("Unlearn", type="primary"):
         submit_experiment(cfg, label)
 
 
-@st.fragment(run_every=1.0)
-def experiment_jobs():
-    jobs = show_jobs("unlearn ")
+def show_finished(jobs: list[Job]) -> None:
     done = [j for j in jobs if j.state == "done"]
     if done:
         st.session_state[Keys.LAST_RUN] = done[-1].result
@@ -87,4 +86,4 @@ def experiment_jobs():
         st.page_link("pages/inspect_models.py", label="Inspect the result", icon=":material/arrow_forward:")
 
 
-experiment_jobs()
+live_jobs("unlearn ", on_update=show_finished)
