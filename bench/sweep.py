@@ -16,46 +16,36 @@ wall time. Medians over classes are shown.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import statistics
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import base_parser, typed_values
 
-from unsir_core.checkpoints import default_cache_dir  # noqa: E402
-from unsir_core.data import load_dataset  # noqa: E402
-from unsir_core.experiment import dataset_options, environment, trained_model  # noqa: E402
-from unsir_core.methods import method_config, unlearn  # noqa: E402
-from unsir_core.metrics import split_accuracy  # noqa: E402
-from unsir_core.train import default_recipe, predict, resolve_device  # noqa: E402
-from unsir_core.unsir import UnsirConfig  # noqa: E402
+from unsir_core.checkpoints import default_cache_dir
+from unsir_core.data import load_dataset
+from unsir_core.experiment import dataset_options, environment, trained_model
+from unsir_core.methods import method_config, unlearn
+from unsir_core.metrics import split_accuracy
+from unsir_core.train import default_recipe, predict, resolve_device
+from unsir_core.unsir import UnsirConfig
 
 
 def parse_grid(items: list[str], base) -> dict[str, list]:
-    fields = {f: type(v) for f, v in asdict(base).items()}
     grid = {}
     for item in items:
         name, _, values = item.partition("=")
-        if name not in fields:
-            raise SystemExit(f"unknown field {name!r}; fields: {', '.join(fields)}")
-        cast = (lambda v: v.lower() in ("1", "true", "yes")) if fields[name] is bool else fields[name]
-        grid[name] = [cast(v) for v in values.split(",")]
+        grid[name] = typed_values(base, name, values.split(","))
     return grid
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="cifar10")
-    p.add_argument("--model", default="resnet18")
+    p = base_parser(__doc__)
     p.add_argument("--method", default="unsir", help="unlearning method to sweep (default unsir)")
     p.add_argument("--classes", default="3", help="forget classes to try, one at a time (comma-separated)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--data-dir")
     p.add_argument("--preset", choices=["tuned", "official"], default="tuned", help="UNSIR only: starting config")
     p.add_argument("--grid", action="append", default=[], help="FIELD=v1,v2,... (repeatable)")
     p.add_argument("--out", help="JSON file for the results")

@@ -1,0 +1,203 @@
+"""Write bench/results/README.md (tables) and bench/results/plots/*.html from the JSON results.
+
+    python bench/report.py                 # every bench/results/*.json
+    python bench/report.py --results DIR
+
+Reads the outputs of bench/unlearning.py (one per data set and model, keys ``per_class`` and
+``speedup_vs_retrain``) and of bench/sweep.py (key ``rows``: the Dr_sub trade-off chart).
+Hand-written text goes in ``NOTES.md`` beside the results; it is copied in under the tables.
+Plots are plotly HTML files that load plotly.js from its CDN (a few kB each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from plotly.subplots import make_subplots
+
+# ../shared/UNSIR.md, "Paper's headline results" (CIFAR-10 ResNet18, one class).
+PAPER = {"original_retain": 0.7786, "original_forget": 0.8101, "unsir_retain": 0.7106, "unsir_forget": 0.0,
+         "speedup_vs_retrain": 154.0, "speedup_vs_fisher": 1875.0}  # fmt: skip
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def pm(mean: float, std: float) -> str:
+    return f"{100 * mean:.2f} ± {100 * std:.2f}"
+
+
+def load(results: Path) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
+    benches, sweeps = [], []
+    for path in sorted(results.glob("*.json")):
+        payload = json.loads(path.read_text())
+        if "per_class" in payload:
+            benches.append((path.name, payload))
+        elif "rows" in payload:
+            sweeps.append((path.name, payload))
+    return benches, sweeps
+
+
+def bench_section(name: str, b: dict) -> list[str]:
+    methods = b["methods"]
+    timing = b["retrain"]["timing"]
+    without = ", ".join(map(str, timing["forget"]))
+    how = (
+        f"timed over {timing['measured_epochs']} epoch(s) without class(es) {without} "
+        f"({timing['measured_seconds']:.1f} s) and scaled to {timing['epochs']} epochs"
+        if timing["scaled"]
+        else f"measured over the full {timing['epochs']}-epoch retraining without class(es) {without}"
+    ) + ", then scaled to each forget set's retained sample count"
+    lines = [
+        f"### {b['dataset']} {b['model']} (`{name}`)",
+        "",
+        f"`{b['command']}`",
+        "",
+        f"Device {b['device']} ({b['environment'].get('cpu_threads')} CPU threads, CUDA "
+        f"{b['environment'].get('cuda') or 'none'}), torch {b['environment']['torch']}, commit "
+        f"`{(b['environment'].get('git_commit') or '?')[:10]}`, finished {b['finished_at']}. "
+        f"{len(b['per_class'])} forget set(s) x seeds {b['seeds']}; original model seed {b['model_seed']}; "
+        f"UNSIR preset `{b['preset']}`. Retraining time {how}.",
+        "",
+        "| model | forget acc % (mean ± sd over runs) | retain acc % | seconds (mean) | speed-up of UNSIR |",
+        "|---|---|---|---|---|",
+        f"| original | {pct(b['original']['forget_acc'])} | {pct(b['original']['retain_acc'])} | | |",
+        f"| retrain | 0 by construction | | {b['retrain']['seconds']:.1f}{' (scaled)' if timing['scaled'] else ''} "
+        f"| {b.get('speedup_vs_retrain', 0):.1f}x |",
+    ]
+    for m in methods:
+        r, sp = b[m], b[m]["spread"]
+        speed = "1x" if m == "unsir" else f"{b.get(f'speedup_vs_{m}', 0):.1f}x"
+        lines.append(
+            f"| {m} | {pm(r['forget_acc'], sp['forget_acc']['std'])} | {pm(r['retain_acc'], sp['retain_acc']['std'])} "
+            f"| {r['seconds']:.1f} | {speed} |"
+        )
+    lines += ["", "Per forget set (means over seeds; Δ = change of retain accuracy against the original):", ""]
+    lines += [
+        "| forget | original forget / retain % | " + " | ".join(f"{m} forget / Δretain" for m in methods) + " |",
+        "|---|---|" + "---|" * len(methods),
+    ]
+    for s in b["per_class"]:
+        cells = [
+            f"{pct(s[m]['forget_acc'])} / {100 * (s[m]['retain_acc'] - s['original']['retain_acc']):+.2f}"
+            for m in methods
+        ]
+        lines.append(
+            f"| {', '.join(s['forget_names'])} | {pct(s['original']['forget_acc'])} / "
+            f"{pct(s['original']['retain_acc'])} | " + " | ".join(cells) + " |"
+        )
+    if "goals" in b:
+        g = b["goals"]
+        lines += [
+            "",
+            f"Goals: forget ≤ {pct(g['max_forget_acc'])} % for every set: worst {pct(g['worst_forget_acc'])} % "
+            f"({'met' if g['forget_met'] else 'NOT met'}); retain within {pct(g['max_retain_drop'])} points: "
+            f"mean drop {100 * g['mean_retain_drop']:.2f}, worst {100 * g['worst_retain_drop']:.2f} "
+            f"({'met' if g['retain_met'] else 'NOT met'}); speed-up ≥ {g['min_speedup_vs_retrain']:.0f}x over "
+            f"retraining: {b['speedup_vs_retrain']:.1f}x ({'met' if g['speedup_met'] else 'NOT met'}).",
+        ]
+    return [*lines, ""]
+
+
+def paper_section(benches: list[tuple[str, dict]]) -> list[str]:
+    ours = next((b for _, b in benches if b["dataset"] == "cifar10" and b["model"] == "resnet18"), None)
+    if ours is None or "unsir" not in ours["methods"]:
+        return []
+    lines = [
+        "## Against the paper (CIFAR-10 ResNet18, one class)",
+        "",
+        "| | paper | here |",
+        "|---|---|---|",
+        f"| original retain / forget % | {pct(PAPER['original_retain'])} / {pct(PAPER['original_forget'])} | "
+        f"{pct(ours['original']['retain_acc'])} / {pct(ours['original']['forget_acc'])} |",
+        f"| UNSIR retain / forget % | {pct(PAPER['unsir_retain'])} / {pct(PAPER['unsir_forget'])} | "
+        f"{pct(ours['unsir']['retain_acc'])} / {pct(ours['unsir']['forget_acc'])} |",
+        f"| retain lost by UNSIR, points | {100 * (PAPER['original_retain'] - PAPER['unsir_retain']):.2f} | "
+        f"{100 * ours['unsir']['retain_drop']:.2f} |",
+        f"| speed-up vs retraining | {PAPER['speedup_vs_retrain']:.0f}x | {ours['speedup_vs_retrain']:.1f}x |",
+    ]
+    if "speedup_vs_fisher" in ours:
+        lines.append(f"| speed-up vs Fisher | {PAPER['speedup_vs_fisher']:.0f}x | {ours['speedup_vs_fisher']:.1f}x |")
+    return [*lines, ""]
+
+
+def bench_plot(b: dict, out: Path) -> None:
+    methods = b["methods"]
+    names = [", ".join(s["forget_names"]) for s in b["per_class"]]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("forget accuracy (test)", "retain accuracy (test)"))
+    for m in ["original", *methods]:
+        for col, key in ((1, "forget_acc"), (2, "retain_acc")):
+            fig.add_bar(x=names, y=[s[m][key] for s in b["per_class"]], name=m, legendgroup=m, showlegend=col == 1,
+                        row=1, col=col)  # fmt: skip
+    fig.update_layout(title=f"{b['dataset']} {b['model']}: per forget set, mean over seeds {b['seeds']}")
+    fig.write_html(out, include_plotlyjs="cdn")
+
+
+def sweep_section(name: str, s: dict, plots: Path) -> list[str]:
+    labels = list(dict.fromkeys(r["label"] for r in s["rows"]))
+    lines = [
+        f"### Sweep `{name}`: {s['method']} on {s['dataset']} {s['model']} (seed {s['seed']}, {s['device']})",
+        "",
+        "| config | forget % (median) | Δretain points (median) | seconds (median) |",
+        "|---|---|---|---|",
+    ]
+    med = {}
+    for label in labels:
+        rows = [r for r in s["rows"] if r["label"] == label]
+        med[label] = (
+            statistics.median(r["forget_acc"] for r in rows),
+            statistics.median(r["retain_acc"] - r["original_retain_acc"] for r in rows),
+            statistics.median(r["seconds"] for r in rows),
+        )
+        f, d, sec = med[label]
+        lines.append(f"| {label} | {pct(f)} | {100 * d:+.2f} | {sec:.1f} |")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("forget accuracy", "Δ retain accuracy", "seconds"))
+    for col in range(3):
+        fig.add_scatter(x=labels, y=[med[label][col] for label in labels], mode="lines+markers", showlegend=False,
+                        row=1, col=col + 1)  # fmt: skip
+    fig.update_layout(title=f"{s['method']} sweep on {s['dataset']} {s['model']} (medians over classes)")
+    plot = plots / f"{Path(name).stem}.html"
+    fig.write_html(plot, include_plotlyjs="cdn")
+    return [*lines, "", f"Plot: [plots/{plot.name}](plots/{plot.name})", ""]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default=str(Path(__file__).parent / "results"))
+    args = p.parse_args()
+    results = Path(args.results)
+    plots = results / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    benches, sweeps = load(results)
+    lines = [
+        "# Benchmark results",
+        "",
+        "Made by `bench/unlearning.py` and `bench/sweep.py`; this file by `python bench/report.py`. Every figure "
+        "below was measured by the command shown with it, on the machine it names. Accuracies are on the test split.",
+        "",
+        *paper_section(benches),
+        "## Benchmarks",
+        "",
+    ]
+    for name, b in benches:
+        lines += bench_section(name, b)
+        plot = plots / f"{Path(name).stem}.html"
+        bench_plot(b, plot)
+        lines += [f"Plot: [plots/{plot.name}](plots/{plot.name})", ""]
+    if sweeps:
+        lines += ["## Hyper-parameter sweeps", ""]
+        for name, s in sweeps:
+            lines += sweep_section(name, s, plots)
+    notes = results / "NOTES.md"
+    if notes.exists():
+        lines += [notes.read_text().strip(), ""]
+    (results / "README.md").write_text("\n".join(lines))
+    print(f"wrote {results / 'README.md'} ({len(benches)} benchmark(s), {len(sweeps)} sweep(s))")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Benchmark UNSIR against the baselines on one data set and model; print a table, write JSON.
+
+Reproduces the paper's CIFAR-10 comparison side by side on this machine:
+
+    python bench/unlearning.py --dataset cifar10 --model resnet18 --forget all --seeds 0,1,2 \
+        --methods unsir,finetune,neggrad,fisher --out bench/results/cifar10_resnet18.json
+
+    python bench/unlearning.py --model allcnn --forget 3,5,8 --seeds 0
+    python bench/unlearning.py --forget "2,8;0,1,2;0,1,2,3,4" --out bench/results/cifar10_resnet18_multi.json
+    python bench/unlearning.py --forget 3 --preset official --methods unsir,unsir_notebook  # what the fixes change
+
+Every forget set (``--forget``: ``all`` = each class alone, or sets separated by ``;``) is
+unlearned once per seed by every method, all from the same original model (``--model-seed``,
+trained with the data set's recipe and cached on first use), so the spread over seeds is the
+unlearning's alone. Each run reports test forget / retain accuracy and the method's own wall
+time (``--metrics relearn,mia`` adds relearn time and the membership-inference attack).
+
+Retraining is timed, not assumed: when the cache holds the retrained model of a forget set
+(same recipe and model seed), its measured training time is used; otherwise one retraining of
+``--retrain-epochs`` epochs on the first forget set's retained data is timed and scaled to the
+recipe's epoch count and to each set's retained sample count. The JSON says which
+(``retrain.timing``). Speed-ups are medians of the same-run timings, UNSIR vs each method.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import notebook  # noqa: F401  (registers unsir_notebook, the official notebook with its defects)
+import torch
+from common import base_parser, with_overrides
+
+from unsir_core.checkpoints import default_cache_dir, read_metadata
+from unsir_core.data import load_dataset, resolve_classes, retained_classes
+from unsir_core.experiment import EvalSplits, dataset_options, environment, model_cache_path, trained_model
+from unsir_core.methods import method_config, unlearn
+from unsir_core.metrics import accuracy, membership_inference, relearn_time, split_accuracy
+from unsir_core.models import create_model
+from unsir_core.train import default_recipe, fit, predict, resolve_device, set_seed
+from unsir_core.unsir import UnsirConfig
+
+PRESETS = {"tuned": None, "official": UnsirConfig.official}
+GOALS = {"max_forget_acc": 0.01, "max_retain_drop": 0.02, "min_speedup_vs_retrain": 300.0}
+
+
+def parse_forget_sets(text: str, classes: list[str]) -> list[tuple[int, ...]]:
+    if text == "all":
+        return [(c,) for c in range(len(classes))]
+    return [tuple(resolve_classes(part.split(","), classes)) for part in text.split(";") if part.strip()]
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values), "min": min(values), "max": max(values)}
+
+
+def time_retraining(data, model_name, recipe, forget_sets, device, *, seed, cache_dir, epochs) -> dict:
+    """Seconds to retrain without one of ``forget_sets``: the measured time of a full retraining
+    in the cache when one of the sets has one, else ``epochs`` timed epochs without the first
+    set, scaled to the recipe's epoch count. ``samples`` lets callers scale to other sets."""
+    for forget in forget_sets:
+        retain = retained_classes(forget, data.num_classes)
+        path, _ = model_cache_path(data, model_name, recipe, retain, seed=seed, cache_dir=cache_dir)
+        if path.exists() and read_metadata(path).get("seconds"):
+            return {"seconds": float(read_metadata(path)["seconds"]), "epochs": recipe.epochs,
+                    "samples": len(data.train.select(retain)), "scaled": False, "forget": list(forget),
+                    "source": str(path)}  # fmt: skip
+    retain = retained_classes(forget_sets[0], data.num_classes)
+    set_seed(seed)
+    model = create_model(model_name, data.num_classes, image_size=data.image_shape[-1], pretrained=recipe.pretrained)
+    train = data.train.select(retain)
+    result = fit(model, train, data.normalize, replace(recipe, epochs=epochs), device, seed=seed,
+                 held_out=data.test.select(retain))  # fmt: skip
+    return {"seconds": result.seconds * recipe.epochs / epochs, "epochs": recipe.epochs, "samples": len(train),
+            "scaled": True, "forget": list(forget_sets[0]), "measured_epochs": epochs,
+            "measured_seconds": result.seconds}  # fmt: skip
+
+
+def main() -> None:
+    p = base_parser(__doc__)
+    p.add_argument("--forget", default="all", help="'all' (each class alone) or sets like '3;2,8;0,1,2'")
+    p.add_argument("--seeds", default="0", help="unlearning seeds (Dr_sub, noise, batch order)")
+    p.add_argument("--model-seed", type=int, default=0, help="seed of the original (and retrained) model")
+    p.add_argument("--methods", default="unsir,finetune,neggrad,fisher")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="tuned", help="UNSIR starting config")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="UNSIR config override")
+    p.add_argument("--metrics", default="", help="extra metrics per run: relearn, mia (comma-separated)")
+    p.add_argument("--retrain-epochs", type=int, default=1, help="epochs timed when no retrained model is cached")
+    p.add_argument("--out", help="JSON file for the results")
+    args = p.parse_args()
+
+    device = resolve_device(args.device)
+    cache_dir = default_cache_dir()
+    data = load_dataset(args.dataset, args.data_dir, **dataset_options(args.dataset, 32))
+    recipe = default_recipe(args.dataset, args.model)
+    forget_sets = parse_forget_sets(args.forget, data.classes)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    extra = {m for m in args.metrics.split(",") if m}
+    configs = {m: method_config(m, args.dataset, args.model) for m in methods}
+    if "unsir_notebook" in configs:
+        configs["unsir_notebook"] = UnsirConfig.official()
+    if "unsir" in configs:
+        base = PRESETS[args.preset]() if PRESETS[args.preset] else configs["unsir"]
+        configs["unsir"] = with_overrides(base, args.set)
+
+    original, original_meta = trained_model(
+        data, args.model, recipe, range(data.num_classes), device, seed=args.model_seed, cache_dir=cache_dir
+    )
+    original_logits = predict(original, data.test.images, data.normalize, device)
+    retrain = time_retraining(
+        data, args.model, recipe, forget_sets, device, seed=args.model_seed, cache_dir=cache_dir,
+        epochs=args.retrain_epochs,
+    )  # fmt: skip
+    per_sample = retrain["seconds"] / retrain["samples"]
+
+    header = f"{'forget':<12} {'seed':>4} {'method':<12} {'forget':>7} {'retain':>7} {'d_retain':>8} {'seconds':>8}"
+    print(header, flush=True)
+    settings = []
+    for forget in forget_sets:
+        o_forget, o_retain = split_accuracy(original_logits, data.test.labels, forget)
+        splits = EvalSplits.of(data, forget)
+        n_retain = len(data.train.select(retained_classes(forget, data.num_classes)))
+        runs = []
+        for seed in seeds:
+            for name in methods:
+                result = unlearn(name, original, args.model, data, forget, device, configs[name], seed=seed)
+                logits = predict(result.model, data.test.images, data.normalize, device)
+                f_acc, r_acc = split_accuracy(logits, data.test.labels, forget)
+                run = {"seed": seed, "method": name, "forget_acc": f_acc, "retain_acc": r_acc,
+                       "seconds": result.seconds, "phases": result.phases}  # fmt: skip
+                if "relearn" in extra:
+                    dr = data.train.sample_per_class(retained_classes(forget, data.num_classes), 100, seed=seed)
+                    threshold = 0.9 * accuracy(predict(original, splits.forget_test.images, data.normalize, device),
+                                               splits.forget_test.labels)  # fmt: skip
+                    run["relearn"] = relearn_time(result.model, splits.forget_train, dr, splits.forget_test,
+                                                  data.normalize, device, threshold=threshold, seed=seed)  # fmt: skip
+                if "mia" in extra:
+                    run["mia"] = membership_inference(
+                        result.model, splits.retain_train, splits.retain_test, splits.forget_train, data.normalize,
+                        device, seed=seed,
+                    )  # fmt: skip
+                runs.append(run)
+                label = ",".join(map(str, forget))
+                print(f"{label:<12} {seed:>4} {name:<12} {f_acc:>7.4f} {r_acc:>7.4f} {r_acc - o_retain:>+8.4f} "
+                      f"{result.seconds:>8.1f}", flush=True)  # fmt: skip
+        setting = {
+            "forget": list(forget),
+            "forget_names": [data.classes[c] for c in forget],
+            "original": {"forget_acc": o_forget, "retain_acc": o_retain},
+            "retrain": {"seconds": per_sample * n_retain, "retained_samples": n_retain},
+            "runs": runs,
+        }
+        for name in methods:
+            mine = [r for r in runs if r["method"] == name]
+            setting[name] = {k: statistics.fmean(r[k] for r in mine) for k in ("forget_acc", "retain_acc", "seconds")}
+            setting[name]["std"] = {k: statistics.pstdev(r[k] for r in mine) for k in ("forget_acc", "retain_acc")}
+        settings.append(setting)
+
+    summary = summarise(settings, methods)
+    payload = {
+        "benchmark": f"{args.dataset}_{args.model}",
+        "command": shlex.join(["python", "bench/unlearning.py", *sys.argv[1:]]),
+        "dataset": args.dataset,
+        "model": args.model,
+        "device": str(device),
+        "model_seed": args.model_seed,
+        "seeds": seeds,
+        "methods": methods,
+        "preset": args.preset,
+        "configs": {m: asdict(c) for m, c in configs.items()},
+        "recipe": asdict(recipe),
+        "original_checkpoint": original_meta["checkpoint"],
+        "environment": environment(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **summary,
+        "retrain": {"seconds": summary["retrain"]["seconds"], "timing": retrain},
+        "per_class": settings,
+    }
+    print_summary(payload, methods)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(payload, indent=2))
+        print(f"wrote {args.out}")
+
+
+def summarise(settings: list[dict], methods: list[str]) -> dict:
+    """Means over forget sets (each already a mean over seeds), the spread over every run,
+    the speed-ups of UNSIR and the goals of bench/results/README.md."""
+    out: dict = {
+        "original": {k: statistics.fmean(s["original"][k] for s in settings) for k in ("forget_acc", "retain_acc")},
+        "retrain": {"seconds": statistics.fmean(s["retrain"]["seconds"] for s in settings)},
+    }
+    for name in methods:
+        runs = [r for s in settings for r in s["runs"] if r["method"] == name]
+        out[name] = {k: statistics.fmean(s[name][k] for s in settings) for k in ("forget_acc", "retain_acc", "seconds")}
+        out[name]["spread"] = {k: mean_std([r[k] for r in runs]) for k in ("forget_acc", "retain_acc", "seconds")}
+        out[name]["retain_drop"] = out["original"]["retain_acc"] - out[name]["retain_acc"]
+        out[name]["runs"] = len(runs)
+    if "unsir" in methods:
+        unsir_s = statistics.median(r["seconds"] for s in settings for r in s["runs"] if r["method"] == "unsir")
+        out["speedup_vs_retrain"] = statistics.fmean(s["retrain"]["seconds"] for s in settings) / unsir_s
+        for name in methods:
+            if name != "unsir":
+                other = statistics.median(r["seconds"] for s in settings for r in s["runs"] if r["method"] == name)
+                out[f"speedup_vs_{name}"] = other / unsir_s
+        worst = max(s["unsir"]["forget_acc"] for s in settings)
+        drops = [s["original"]["retain_acc"] - s["unsir"]["retain_acc"] for s in settings]
+        out["goals"] = {
+            **GOALS,
+            "worst_forget_acc": worst,
+            "worst_retain_drop": max(drops),
+            "mean_retain_drop": statistics.fmean(drops),
+            "forget_met": worst <= GOALS["max_forget_acc"],
+            "retain_met": statistics.fmean(drops) <= GOALS["max_retain_drop"],
+            "speedup_met": out["speedup_vs_retrain"] >= GOALS["min_speedup_vs_retrain"],
+        }
+    return out
+
+
+def print_summary(payload: dict, methods: list[str]) -> None:
+    o = payload["original"]
+    print(f"\n{payload['benchmark']} on {payload['device']}, {len(payload['per_class'])} forget set(s) x "
+          f"seeds {payload['seeds']}")  # fmt: skip
+    print(f"{'model':<12} {'forget':>14} {'retain':>14} {'seconds':>9}")
+    print(f"{'original':<12} {o['forget_acc']:>14.4f} {o['retain_acc']:>14.4f} {'':>9}")
+    scaled = " (scaled)" if payload["retrain"]["timing"]["scaled"] else ""
+    print(f"{'retrain':<12} {'':>14} {'':>14} {payload['retrain']['seconds']:>9.1f}{scaled}")
+    for name in methods:
+        m, sp = payload[name], payload[name]["spread"]
+        print(f"{name:<12} {m['forget_acc']:>7.4f}±{sp['forget_acc']['std']:<6.4f} "
+              f"{m['retain_acc']:>7.4f}±{sp['retain_acc']['std']:<6.4f} {m['seconds']:>9.1f}")  # fmt: skip
+    for key in [k for k in payload if k.startswith("speedup_vs_")]:
+        print(f"{key}: {payload[key]:.1f}x")
+    if "goals" in payload:
+        print("goals:", {k: v for k, v in payload["goals"].items() if k.endswith("_met") or k.startswith("worst")})
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(True)
+    main()

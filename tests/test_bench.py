@@ -1,0 +1,50 @@
+"""The benchmark scripts run end to end on the embedded digits and their report reads back."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, cache: Path) -> str:
+    env = {**os.environ, "UNSIR_CACHE_DIR": str(cache)}  # its own cache: other tests expect to train theirs
+    out = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+def test_unlearning_benchmark_and_report(tmp_path):
+    results = tmp_path / "results"
+    out = results / "digits_resnet18.json"
+    stdout = run(
+        "bench/unlearning.py", "--dataset", "digits", "--forget", "3;2,8", "--seeds", "0,1",
+        "--methods", "unsir,neggrad", "--set", "noise_steps=5", "--set", "repair_epochs=1",
+        "--retrain-epochs", "1", "--out", str(out), cache=tmp_path / "cache",
+    )  # fmt: skip
+    assert "speedup_vs_retrain" in stdout
+    b = json.loads(out.read_text())
+
+    assert [s["forget"] for s in b["per_class"]] == [[3], [2, 8]]
+    assert b["configs"]["unsir"]["noise_steps"] == 5 and b["configs"]["unsir"]["repair_epochs"] == 1
+    timing = b["retrain"]["timing"]
+    assert timing["scaled"] and timing["measured_epochs"] == 1
+    assert timing["seconds"] == timing["measured_seconds"] * b["recipe"]["epochs"]
+    for s in b["per_class"]:
+        assert {r["method"] for r in s["runs"]} == {"unsir", "neggrad"} and len(s["runs"]) == 4
+        assert s["unsir"]["forget_acc"] < s["original"]["forget_acc"]
+        # the set with two forget classes has fewer retained samples, so a shorter retraining
+    assert b["per_class"][1]["retrain"]["seconds"] < b["per_class"][0]["retrain"]["seconds"]
+
+    unsir_runs = [r["seconds"] for s in b["per_class"] for r in s["runs"] if r["method"] == "unsir"]
+    median = sorted(unsir_runs)[1:3]  # four runs: the median is the mean of the middle two
+    assert abs(b["speedup_vs_retrain"] - b["retrain"]["seconds"] / (sum(median) / 2)) < 1e-6
+    assert b["goals"]["worst_forget_acc"] == max(s["unsir"]["forget_acc"] for s in b["per_class"])
+    assert b["environment"]["git_commit"] is None or len(b["environment"]["git_commit"]) == 40
+
+    run("bench/report.py", "--results", str(results), cache=tmp_path / "cache")
+    readme = (results / "README.md").read_text()
+    assert "### digits resnet18" in readme and "| unsir |" in readme and "| 2, 8 |" in readme
+    assert (results / "plots" / "digits_resnet18.html").stat().st_size > 1000
