@@ -1,0 +1,173 @@
+"""Time the dashboard as a new user meets it: from an empty cache, by clicking alone, to the
+comparison of original, unlearned and retrained models; and the same experiment on the CLI,
+in the same run, for the ratio. Prints a table, writes JSON.
+
+    python bench/dashboard.py --repeat 3 --out bench/results/dashboard.json
+
+Each repeat starts ``streamlit run app.py`` with a fresh cache and run store, opens it in
+headless Chromium (Playwright, system Chromium: ``apt-get install -y chromium``), goes to
+Unlearn (class 3 is preselected), presses Unlearn, waits for the job, opens Inspect and waits
+until the GradCAM heatmaps of the three models, the weight-distance chart and the prediction
+chart are shown. Times are wall-clock seconds from the click; the job's own phases come from
+the run's metrics.json. The CLI figure is ``python -m unsir_core experiment`` with a fresh
+cache on the same settings (its process start and ``import torch`` included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run"]  # fmt: skip
+
+
+def chromium() -> str | None:
+    return os.environ.get("UNSIR_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(env: dict[str, str], log_path: Path, start_timeout: float = 60) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port with ``env``; yields its URL once healthy."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+             str(port), "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + start_timeout
+            while True:
+                try:
+                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                        break
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise RuntimeError(f"streamlit did not start: {log_path.read_text()[-2000:]}") from None
+                    time.sleep(0.5)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def click_through(browser, url: str, shots: Path | None) -> dict[str, float]:
+    """One new user's path; returns seconds of each step (job and inspect from the click)."""
+    from playwright.sync_api import expect
+
+    t0 = time.monotonic()
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.goto(url)
+    page.get_by_role("heading", name="Models").wait_for(timeout=60_000)
+    page.get_by_role("link", name="Unlearn").click()
+    page.get_by_role("heading", name="Unlearn").wait_for(timeout=60_000)
+    expect(page.get_by_text("3: 3").first).to_be_visible()
+    opened = time.monotonic() - t0
+
+    click = time.monotonic()
+    page.get_by_role("button", name="Unlearn", exact=True).click()
+    expect(page.get_by_text("Finished. The comparison is on the Inspect page.")).to_be_visible(timeout=600_000)
+    job = time.monotonic() - click
+    page.get_by_role("link", name="Inspect the result").click()
+    expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=120_000)
+    expect(page.get_by_text(re.compile(r"^pred \S+$"))).to_have_count(2 * 4 * 3, timeout=120_000)
+    inspect = time.monotonic() - click
+    if shots is not None:
+        page.screenshot(path=shots / "inspect.png", full_page=True)
+    page.context.close()
+    return {"open_seconds": opened, "job_seconds": job, "click_to_comparison_seconds": inspect}
+
+
+def cli_seconds(cache: Path, out: Path) -> float:
+    start = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "unsir_core", "experiment", "--dataset", "digits", "--model", "resnet18", "--forget",
+         "3", "--quiet", "--cache-dir", str(cache), "--out", str(out)],
+        cwd=ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    return time.monotonic() - start
+
+
+def job_phases(runs: Path) -> dict:
+    metrics = json.loads(next(runs.glob("*/metrics.json")).read_text())
+    models = metrics["models"]
+    return {
+        "original_train_seconds": models["original"]["seconds"],
+        "retrain_seconds": models["retrained"]["seconds"],
+        "unsir_seconds": models["unsir"]["seconds"],
+        "unsir_phases": models["unsir"]["phases"],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--no-cli", action="store_true", help="skip the CLI comparison")
+    p.add_argument("--shots", help="folder for a screenshot of the Inspect page")
+    p.add_argument("--out", help="JSON file for the results")
+    args = p.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    from unsir_core.experiment import environment
+
+    if chromium() is None:
+        raise SystemExit("no Chromium binary: apt-get install -y chromium (or set UNSIR_CHROMIUM)")
+    shots = Path(args.shots) if args.shots else None
+    if shots:
+        shots.mkdir(parents=True, exist_ok=True)
+    rows = []
+    print(f"{'repeat':>6} {'open':>6} {'job':>6} {'to comparison':>14} {'cli':>6}", flush=True)
+    for i in range(args.repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            env = {"UNSIR_CACHE_DIR": str(tmp / "cache"), "UNSIR_RUNS_DIR": str(tmp / "runs")}
+            with serve(env, tmp / "streamlit.log") as url, sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=chromium(), args=LAUNCH_ARGS)
+                row = click_through(browser, url, shots)
+                browser.close()
+            row.update(job_phases(tmp / "runs"))
+            if not args.no_cli:
+                row["cli_seconds"] = cli_seconds(tmp / "cli-cache", tmp / "cli-run")
+        rows.append(row)
+        cli = row.get("cli_seconds", float("nan"))
+        print(f"{i:>6} {row['open_seconds']:>6.1f} {row['job_seconds']:>6.1f} "
+              f"{row['click_to_comparison_seconds']:>14.1f} {cli:>6.1f}", flush=True)  # fmt: skip
+    summary = {k: statistics.median(r[k] for r in rows) for k in rows[0] if isinstance(rows[0][k], float)}
+    if "cli_seconds" in summary:
+        summary["dashboard_over_cli"] = summary["click_to_comparison_seconds"] / summary["cli_seconds"]
+    print("medians:", {k: round(v, 2) for k, v in summary.items()})
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        payload = {"command": " ".join(["python", "bench/dashboard.py", *sys.argv[1:]]), "rows": rows,
+                   "median": summary, "environment": environment()}  # fmt: skip
+        Path(args.out).write_text(json.dumps(payload, indent=2))
+
+
+if __name__ == "__main__":
+    main()
