@@ -37,7 +37,7 @@ def load(results: Path) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]
         payload = json.loads(path.read_text())
         if "per_class" in payload:
             benches.append((path.name, payload))
-        elif "rows" in payload:
+        elif isinstance(payload.get("rows"), list):  # bench/sweep.py (profile_step.py rows are a dict)
             sweeps.append((path.name, payload))
     return benches, sweeps
 
