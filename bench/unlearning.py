@@ -38,9 +38,17 @@ from common import base_parser, with_overrides
 
 from unsir_core.checkpoints import default_cache_dir, read_metadata
 from unsir_core.data import load_dataset, resolve_classes, retained_classes
-from unsir_core.experiment import EvalSplits, dataset_options, environment, model_cache_path, trained_model
+from unsir_core.experiment import (
+    EvalSplits,
+    ExperimentConfig,
+    dataset_options,
+    environment,
+    extra_metrics,
+    model_cache_path,
+    trained_model,
+)
 from unsir_core.methods import method_config, unlearn
-from unsir_core.metrics import accuracy, membership_inference, relearn_time, split_accuracy
+from unsir_core.metrics import split_accuracy
 from unsir_core.models import create_model
 from unsir_core.train import default_recipe, fit, predict, resolve_device, set_seed
 from unsir_core.unsir import UnsirConfig
@@ -101,7 +109,8 @@ def main() -> None:
     forget_sets = parse_forget_sets(args.forget, data.classes)
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    extra = {m for m in args.metrics.split(",") if m}
+    extra = [m for m in args.metrics.split(",") if m]
+    relearn_fraction = ExperimentConfig.relearn_fraction  # the experiment's threshold: 90 % of the original's
     configs = {m: method_config(m, args.dataset, args.model) for m in methods}
     if "unsir_notebook" in configs:
         configs["unsir_notebook"] = UnsirConfig.official()
@@ -125,7 +134,7 @@ def main() -> None:
     for forget in forget_sets:
         o_forget, o_retain = split_accuracy(original_logits, data.test.labels, forget)
         splits = EvalSplits.of(data, forget)
-        n_retain = len(data.train.select(retained_classes(forget, data.num_classes)))
+        n_retain = len(splits.retain_train)
         runs = []
         for seed in seeds:
             for name in methods:
@@ -134,17 +143,10 @@ def main() -> None:
                 f_acc, r_acc = split_accuracy(logits, data.test.labels, forget)
                 run = {"seed": seed, "method": name, "forget_acc": f_acc, "retain_acc": r_acc,
                        "seconds": result.seconds, "phases": result.phases}  # fmt: skip
-                if "relearn" in extra:
-                    dr = data.train.sample_per_class(retained_classes(forget, data.num_classes), 100, seed=seed)
-                    threshold = 0.9 * accuracy(predict(original, splits.forget_test.images, data.normalize, device),
-                                               splits.forget_test.labels)  # fmt: skip
-                    run["relearn"] = relearn_time(result.model, splits.forget_train, dr, splits.forget_test,
-                                                  data.normalize, device, threshold=threshold, seed=seed)  # fmt: skip
-                if "mia" in extra:
-                    run["mia"] = membership_inference(
-                        result.model, splits.retain_train, splits.retain_test, splits.forget_train, data.normalize,
-                        device, seed=seed,
-                    )  # fmt: skip
+                run.update(extra_metrics(
+                    result.model, data, forget, device, splits=splits, original=original, retrained=None,
+                    which=extra, relearn_threshold=relearn_fraction * o_forget, seed=seed,
+                ))  # fmt: skip
                 runs.append(run)
                 label = ",".join(map(str, forget))
                 print(f"{label:<12} {seed:>4} {name:<12} {f_acc:>7.4f} {r_acc:>7.4f} {r_acc - o_retain:>+8.4f} "

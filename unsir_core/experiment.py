@@ -210,12 +210,34 @@ def evaluate_model(
 ) -> dict:
     """Every metric of ``model`` (see metrics.py); ``which`` picks the costly ones."""
     out: dict[str, Any] = accuracy_report(model, data, forget, device, progress)
+    return out | extra_metrics(
+        model, data, forget, device, splits=splits, original=original, retrained=retrained, which=which,
+        relearn_threshold=relearn_threshold, seed=seed,
+    )  # fmt: skip
+
+
+def extra_metrics(
+    model: nn.Module,
+    data: DataBundle,
+    forget: Sequence[int],
+    device: torch.device,
+    *,
+    splits: EvalSplits,
+    original: nn.Module | None,
+    retrained: nn.Module | None,
+    which: Sequence[str],
+    relearn_threshold: float,
+    seed: int,
+) -> dict:
+    """The metrics beyond accuracy named in ``which`` (predictions, distance, mia,
+    output_distance, relearn); distance needs ``original``, output_distance ``retrained``."""
+    out: dict[str, Any] = {}
     retain = retained_classes(forget, data.num_classes)
     forget_test, forget_train = splits.forget_test, splits.forget_train
     if "predictions" in which:
         logits = predict(model, forget_test.images, data.normalize, device)
         out["prediction_distribution"] = prediction_distribution(logits, data.num_classes)
-    if "distance" in which:
+    if "distance" in which and original is not None:
         out["layer_distance"] = layer_distances(model, original)
     if "mia" in which:
         out["mia"] = membership_inference(
