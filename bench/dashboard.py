@@ -99,7 +99,9 @@ def click_through(browser, url: str, shots: Path | None) -> dict[str, float]:
     expect(page.get_by_text(re.compile(r"^pred \S+$"))).to_have_count(2 * 4 * 3, timeout=120_000)
     inspect = time.monotonic() - click
     if shots is not None:
-        page.screenshot(path=shots / "inspect.png", full_page=True)
+        page.screenshot(path=shots / "inspect.png")  # numbers and the two charts
+        page.get_by_role("heading", name="GradCAM").scroll_into_view_if_needed()
+        page.screenshot(path=shots / "gradcam.png")  # the heatmaps of the three models
     page.context.close()
     return {"open_seconds": opened, "job_seconds": job, "click_to_comparison_seconds": inspect}
 
@@ -129,7 +131,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--no-cli", action="store_true", help="skip the CLI comparison")
-    p.add_argument("--shots", help="folder for a screenshot of the Inspect page")
+    p.add_argument("--shots", help="folder for screenshots of the Inspect page (inspect.png, gradcam.png)")
     p.add_argument("--out", help="JSON file for the results")
     args = p.parse_args()
     from playwright.sync_api import sync_playwright

@@ -38,6 +38,24 @@ def summary_table(models: Mapping[str, Mapping]) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
+# How the summary table shows each column: step counts whole, seconds to 0.1 s, the rest
+# (accuracies, rates, divergences) to 4 decimals; "-" where a model has no figure.
+SUMMARY_FORMATS = {"relearn steps": "{:.0f}", "seconds": "{:.1f}"}
+
+
+def summary_text(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summary_table` as display strings (see ``SUMMARY_FORMATS``)."""
+
+    def cell(column: str, value) -> str:
+        if isinstance(value, str):
+            return value
+        if value is None or pd.isna(value):
+            return "-"
+        return SUMMARY_FORMATS.get(column, "{:.4f}").format(value)
+
+    return table.apply(lambda col: col.map(lambda v: cell(col.name, v)))
+
+
 def layer_distance_figure(series: Mapping[str, Mapping[str, float]], title: str = "") -> go.Figure:
     """Per-layer L2 distance to the original, log scale, one line per model (layer order kept)."""
     fig = go.Figure()

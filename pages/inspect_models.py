@@ -50,8 +50,7 @@ st.caption(
 trio = {k: models[k] for k in ("original", method, "retrained") if k in models}
 
 st.subheader("Numbers")
-table = charts.summary_table(models)
-st.dataframe(table.style.format(precision=4, na_rep="-"), width="stretch")
+st.dataframe(charts.summary_text(charts.summary_table(models)), width="stretch")
 if metrics.get("errors"):
     st.warning(f"Methods that failed: {metrics['errors']}")
 

@@ -34,7 +34,7 @@ def build_report(metrics: Mapping, title: str | None = None) -> str:
         fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
         for i, fig in enumerate(figures)
     ]
-    table = charts.summary_table(models).to_html(float_format=lambda v: f"{v:.4f}", na_rep="-", border=0)
+    table = charts.summary_text(charts.summary_table(models)).to_html(border=0)
     errors = metrics.get("errors") or {}
     zero_glance = [k for k, m in models.items() if m.get("zero_glance")]
     return f"""<!doctype html>

@@ -119,6 +119,20 @@ def test_uploaded_checkpoints_are_checked_before_use(tmp_path, digits):
         save_upload("junk.safetensors", b"not a checkpoint", s, digits)
 
 
+def test_the_summary_table_shows_each_figure_at_its_own_precision():
+    from pages.charts import summary_table, summary_text
+
+    models = {
+        "original": {"forget_acc": 0.97297, "retain_acc": 0.9783, "seconds": 13.2754, "relearn": {"steps": 0}},
+        "unsir": {"forget_acc": 0.0, "seconds": 15.66, "relearn": {"steps": 10}, "zero_glance": True},
+    }
+    text = summary_text(summary_table(models))
+    assert text.loc["original", "forget acc (test)"] == "0.9730"
+    assert text.loc["unsir", "retain acc (test)"] == "-"  # not measured
+    assert list(text["relearn steps"]) == ["0", "10"] and list(text["seconds"]) == ["13.3", "15.7"]
+    assert list(text["zero-glance"]) == ["-", "yes"]
+
+
 def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     """Class 3 with UNSIR and the default metrics: the job runs in the background queue, the
     Inspect page shows the numbers, both charts and the GradCAM grid, the Runs page exports."""
@@ -142,7 +156,7 @@ def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert {"original", "retrained", "unsir"} <= set(table.index)
-    assert table.loc["unsir", "forget acc (test)"] < 0.2
+    assert float(table.loc["unsir", "forget acc (test)"]) < 0.2
     charts = at.get("plotly_chart")
     assert len(charts) == 2  # per-layer distance and prediction distribution
     figures = [json.loads(c.proto.spec) for c in charts]
