@@ -89,7 +89,7 @@ def time_retraining(data, model_name, recipe, forget_sets, device, *, seed, cach
             "measured_seconds": result.seconds}  # fmt: skip
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = base_parser(__doc__)
     p.add_argument("--forget", default="all", help="'all' (each class alone) or sets like '3;2,8;0,1,2'")
     p.add_argument("--seeds", default="0", help="unlearning seeds (Dr_sub, noise, batch order)")
@@ -97,15 +97,17 @@ def main() -> None:
     p.add_argument("--methods", default="unsir,finetune,neggrad,fisher")
     p.add_argument("--preset", choices=sorted(PRESETS), default="tuned", help="UNSIR starting config")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="UNSIR config override")
+    p.add_argument("--recipe", action="append", default=[], metavar="FIELD=VALUE",
+                   help="training recipe override for the original and retrained models, e.g. pretrained=true")  # fmt: skip
     p.add_argument("--metrics", default="", help="extra metrics per run: relearn, mia (comma-separated)")
     p.add_argument("--retrain-epochs", type=int, default=1, help="epochs timed when no retrained model is cached")
     p.add_argument("--out", help="JSON file for the results")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     device = resolve_device(args.device)
     cache_dir = default_cache_dir()
     data = load_dataset(args.dataset, args.data_dir, **dataset_options(args.dataset, 32))
-    recipe = default_recipe(args.dataset, args.model)
+    recipe = with_overrides(default_recipe(args.dataset, args.model), args.recipe)
     forget_sets = parse_forget_sets(args.forget, data.classes)
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -167,7 +169,7 @@ def main() -> None:
     summary = summarise(settings, methods)
     payload = {
         "benchmark": f"{args.dataset}_{args.model}",
-        "command": shlex.join(["python", "bench/unlearning.py", *sys.argv[1:]]),
+        "command": shlex.join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]]),  # as invoked
         "dataset": args.dataset,
         "model": args.model,
         "device": str(device),
