@@ -4,7 +4,8 @@
     python bench/report.py --results DIR
 
 Reads the outputs of bench/unlearning.py (one per data set and model, keys ``per_class`` and
-``speedup_vs_retrain``) and of bench/sweep.py (key ``rows``: the Dr_sub trade-off chart).
+``speedup_vs_retrain``), of bench/sweep.py (``method`` and ``rows``: the Dr_sub trade-off chart)
+and of bench/dashboard.py (medians of the new user's path).
 Hand-written text goes in ``NOTES.md`` beside the results; it is copied in under the tables.
 Plots are plotly HTML files that load plotly.js from its CDN (a few kB each).
 """
@@ -31,15 +32,19 @@ def pm(mean: float, std: float) -> str:
     return f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
-def load(results: Path) -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
-    benches, sweeps = [], []
+def load(results: Path) -> dict[str, list[tuple[str, dict]]]:
+    """The result files by the script that wrote them: ``bench`` (unlearning.py), ``sweep``,
+    ``dashboard``; other JSON (profile_step.py) is not tabulated here."""
+    found: dict[str, list[tuple[str, dict]]] = {"bench": [], "sweep": [], "dashboard": []}
     for path in sorted(results.glob("*.json")):
         payload = json.loads(path.read_text())
         if "per_class" in payload:
-            benches.append((path.name, payload))
-        elif isinstance(payload.get("rows"), list):  # bench/sweep.py (profile_step.py rows are a dict)
-            sweeps.append((path.name, payload))
-    return benches, sweeps
+            found["bench"].append((path.name, payload))
+        elif "method" in payload and isinstance(payload.get("rows"), list):
+            found["sweep"].append((path.name, payload))
+        elif "click_to_comparison_seconds" in payload.get("median", {}):
+            found["dashboard"].append((path.name, payload))
+    return found
 
 
 def bench_section(name: str, b: dict) -> list[str]:
@@ -104,7 +109,7 @@ def bench_section(name: str, b: dict) -> list[str]:
 
 
 def paper_section(benches: list[tuple[str, dict]]) -> list[str]:
-    ours = next((b for _, b in benches if b["dataset"] == "cifar10" and b["model"] == "resnet18"), None)
+    ours = dict(benches).get("cifar10_resnet18.json")  # the single-class benchmark, not the multi-class one
     if ours is None or "unsir" not in ours["methods"]:
         return []
     lines = [
@@ -142,6 +147,7 @@ def sweep_section(name: str, s: dict, plots: Path) -> list[str]:
     lines = [
         f"### Sweep `{name}`: {s['method']} on {s['dataset']} {s['model']} (seed {s['seed']}, {s['device']})",
         "",
+        *([f"`{s['command']}`", ""] if s.get("command") else []),
         "| config | forget % (median) | Δretain points (median) | seconds (median) |",
         "|---|---|---|---|",
     ]
@@ -165,6 +171,37 @@ def sweep_section(name: str, s: dict, plots: Path) -> list[str]:
     return [*lines, "", f"Plot: [plots/{plot.name}](plots/{plot.name})", ""]
 
 
+def dashboard_section(name: str, d: dict) -> list[str]:
+    env, med = d["environment"], d["median"]
+    steps = [
+        ("open the app and reach the Unlearn page", "open_seconds"),
+        ("click Unlearn -> job finished", "job_seconds"),
+        ("click Unlearn -> comparison (charts and GradCAM) shown", "click_to_comparison_seconds"),
+        ("  of which: original model trained", "original_train_seconds"),
+        ("  retrained model trained", "retrain_seconds"),
+        ("  UNSIR", "unsir_seconds"),
+        ("same experiment on the CLI", "cli_seconds"),
+    ]
+    lines = [
+        f"### Dashboard, a new user's path (`{name}`)",
+        "",
+        f"`{d['command']}`",
+        "",
+        f"{env['cpu_threads']} CPU threads, CUDA {env['cuda'] or 'none'}, commit `{(env['git_commit'] or '?')[:10]}`; "
+        f"medians of {len(d['rows'])} repeat(s), each from an empty cache.",
+        "",
+        "| step | seconds |",
+        "|---|---|",
+        *(f"| {label} | {med[key]:.1f} |" for label, key in steps if key in med),
+    ]
+    if "open_seconds" in med:
+        total = med["open_seconds"] + med["click_to_comparison_seconds"]
+        lines.append(f"| **opening to comparison** | **{total:.1f}** |")
+    if "dashboard_over_cli" in med:
+        lines.append(f"| dashboard / CLI | {med['dashboard_over_cli']:.2f}x |")
+    return [*lines, ""]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(Path(__file__).parent / "results"))
@@ -172,12 +209,14 @@ def main() -> None:
     results = Path(args.results)
     plots = results / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    benches, sweeps = load(results)
+    found = load(results)
+    benches, sweeps = found["bench"], found["sweep"]
     lines = [
         "# Benchmark results",
         "",
-        "Made by `bench/unlearning.py` and `bench/sweep.py`; this file by `python bench/report.py`. Every figure "
-        "below was measured by the command shown with it, on the machine it names. Accuracies are on the test split.",
+        "Made by `bench/unlearning.py`, `bench/sweep.py` and `bench/dashboard.py`; this file by "
+        "`python bench/report.py`. Every figure below was measured by the command shown with it, on the machine it "
+        "names. Accuracies are on the test split.",
         "",
         *paper_section(benches),
         "## Benchmarks",
@@ -192,6 +231,10 @@ def main() -> None:
         lines += ["## Hyper-parameter sweeps", ""]
         for name, s in sweeps:
             lines += sweep_section(name, s, plots)
+    if found["dashboard"]:
+        lines += ["## Dashboard", ""]
+        for name, d in found["dashboard"]:
+            lines += dashboard_section(name, d)
     notes = results / "NOTES.md"
     if notes.exists():
         lines += [notes.read_text().strip(), ""]

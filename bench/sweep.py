@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import shlex
 import statistics
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -103,6 +105,7 @@ def main() -> None:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         payload = {
+            "command": shlex.join(["python", "bench/sweep.py", *sys.argv[1:]]),
             "dataset": args.dataset,
             "method": args.method,
             "model": args.model,

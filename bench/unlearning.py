@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="tuned", help="UNSIR starting config")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="UNSIR config override")
     p.add_argument("--recipe", action="append", default=[], metavar="FIELD=VALUE",
-                   help="training recipe override for the original and retrained models, e.g. pretrained=true")  # fmt: skip
+                   help="training recipe override (original and retrained models), e.g. pretrained=true")  # fmt: skip
     p.add_argument("--metrics", default="", help="extra metrics per run: relearn, mia (comma-separated)")
     p.add_argument("--retrain-epochs", type=int, default=1, help="epochs timed when no retrained model is cached")
     p.add_argument("--out", help="JSON file for the results")

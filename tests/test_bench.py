@@ -46,8 +46,13 @@ def test_unlearning_benchmark_and_report(tmp_path):
     assert b["goals"]["worst_forget_acc"] == max(s["unsir"]["forget_acc"] for s in b["per_class"])
     assert b["environment"]["git_commit"] is None or len(b["environment"]["git_commit"]) == 40
 
+    median = {"open_seconds": 5.25, "click_to_comparison_seconds": 53.5, "job_seconds": 51.0}
+    dashboard = {"command": "bench/dashboard.py", "rows": [{}], "environment": b["environment"], "median": median}
+    (results / "dashboard.json").write_text(json.dumps(dashboard))  # bench/dashboard.py's shape (needs Chromium)
     run("bench/report.py", "--results", str(results), cache=tmp_path / "cache")
     readme = (results / "README.md").read_text()
+    assert "## Dashboard" in readme and "| **opening to comparison** | **58.8** |" in readme
+    assert "Sweep" not in readme  # a dashboard file is not taken for a sweep (both have "rows")
     assert "### digits resnet18" in readme and "| unsir |" in readme and "| 2, 8 |" in readme
     assert (results / "plots" / "digits_resnet18.html").stat().st_size > 1000
 
