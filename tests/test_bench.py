@@ -44,6 +44,9 @@ def test_unlearning_benchmark_and_report(tmp_path):
     median = sorted(unsir_runs)[1:3]  # four runs: the median is the mean of the middle two
     assert abs(b["speedup_vs_retrain"] - b["retrain"]["seconds"] / (sum(median) / 2)) < 1e-6
     assert b["goals"]["worst_forget_acc"] == max(s["unsir"]["forget_acc"] for s in b["per_class"])
+    forgets = [r["forget_acc"] for s in b["per_class"] for r in s["runs"] if r["method"] == "unsir"]
+    assert b["goals"]["worst_run_forget_acc"] == max(forgets) and b["goals"]["unsir_runs"] == 4
+    assert b["goals"]["runs_over_forget_goal"] == sum(f > 0.01 for f in forgets)
     assert b["environment"]["git_commit"] is None or len(b["environment"]["git_commit"]) == 40
 
     median = {"open_seconds": 5.25, "click_to_comparison_seconds": 53.5, "job_seconds": 51.0}
@@ -53,6 +56,7 @@ def test_unlearning_benchmark_and_report(tmp_path):
     readme = (results / "README.md").read_text()
     assert "## Dashboard" in readme and "| **opening to comparison** | **58.8** |" in readme
     assert "Sweep" not in readme  # a dashboard file is not taken for a sweep (both have "rows")
+    assert f"{b['goals']['runs_over_forget_goal']} of 4 runs above the goal" in readme
     assert "### digits resnet18" in readme and "| unsir |" in readme and "| 2, 8 |" in readme
     assert (results / "plots" / "digits_resnet18.html").stat().st_size > 1000
 
