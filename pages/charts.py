@@ -56,6 +56,10 @@ def summary_text(table: pd.DataFrame) -> pd.DataFrame:
     return table.apply(lambda col: col.map(lambda v: cell(col.name, v)))
 
 
+# Above the plot, right-aligned: a horizontal legend below it covered the x axis' title and labels.
+LEGEND_ON_TOP = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1}
+
+
 def layer_distance_figure(series: Mapping[str, Mapping[str, float]], title: str = "") -> go.Figure:
     """Per-layer L2 distance to the original, log scale, one line per model (layer order kept)."""
     fig = go.Figure()
@@ -65,7 +69,7 @@ def layer_distance_figure(series: Mapping[str, Mapping[str, float]], title: str 
         fig.add_trace(go.Scatter(x=layers, y=values, mode="lines+markers", name=name, line={"color": colour(name)}))
     fig.update_layout(
         title=title or "Per-layer L2 distance to the original model", yaxis_type="log",
-        yaxis_title="L2 distance (log)", xaxis_title="layer", height=420, legend={"orientation": "h"},
+        yaxis_title="L2 distance (log)", xaxis_title="layer", height=420, legend=LEGEND_ON_TOP,
         xaxis={"tickangle": -60, "tickfont": {"size": 9}},
     )  # fmt: skip
     return fig
@@ -81,7 +85,7 @@ def prediction_figure(
         fig.add_trace(go.Bar(x=labels, y=list(counts), name=name, marker_color=colour(name)))
     fig.update_layout(
         title="What the models predict for forget-class test images", barmode="group", height=380,
-        yaxis_title="images", xaxis_title="predicted class", legend={"orientation": "h"},
+        yaxis_title="images", xaxis_title="predicted class", legend=LEGEND_ON_TOP,
     )  # fmt: skip
     return fig
 
