@@ -216,16 +216,20 @@ def summarise(settings: list[dict], methods: list[str]) -> dict:
         worst = max(s["unsir"]["forget_acc"] for s in settings)
         unsir_runs = [r["forget_acc"] for s in settings for r in s["runs"] if r["method"] == "unsir"]
         drops = [s["original"]["retain_acc"] - s["unsir"]["retain_acc"] for s in settings]
+        run_drops = [
+            s["original"]["retain_acc"] - r["retain_acc"] for s in settings for r in s["runs"] if r["method"] == "unsir"
+        ]
         out["goals"] = {
             **GOALS,
             "worst_forget_acc": worst,  # of the per-set means over seeds
             "worst_run_forget_acc": max(unsir_runs),
             "runs_over_forget_goal": sum(f > GOALS["max_forget_acc"] for f in unsir_runs),
             "unsir_runs": len(unsir_runs),
-            "worst_retain_drop": max(drops),
+            "worst_retain_drop": max(drops),  # of the per-set means over seeds
+            "worst_run_retain_drop": max(run_drops),
             "mean_retain_drop": statistics.fmean(drops),
             "forget_met": worst <= GOALS["max_forget_acc"],
-            "retain_met": statistics.fmean(drops) <= GOALS["max_retain_drop"],
+            "retain_met": max(drops) <= GOALS["max_retain_drop"],  # for every forget set, like forget_met
             "speedup_met": out["speedup_vs_retrain"] >= GOALS["min_speedup_vs_retrain"],
         }
     return out

@@ -47,6 +47,12 @@ def test_unlearning_benchmark_and_report(tmp_path):
     forgets = [r["forget_acc"] for s in b["per_class"] for r in s["runs"] if r["method"] == "unsir"]
     assert b["goals"]["worst_run_forget_acc"] == max(forgets) and b["goals"]["unsir_runs"] == 4
     assert b["goals"]["runs_over_forget_goal"] == sum(f > 0.01 for f in forgets)
+    drops = [s["original"]["retain_acc"] - s["unsir"]["retain_acc"] for s in b["per_class"]]
+    assert b["goals"]["worst_retain_drop"] == max(drops)
+    assert b["goals"]["retain_met"] == (max(drops) <= 0.02)  # every set, not the mean over sets
+    unsir = [(s["original"]["retain_acc"], r) for s in b["per_class"] for r in s["runs"] if r["method"] == "unsir"]
+    run_drops = [o - r["retain_acc"] for o, r in unsir]
+    assert b["goals"]["worst_run_retain_drop"] == max(run_drops) >= max(drops)
     assert b["environment"]["git_commit"] is None or len(b["environment"]["git_commit"]) == 40
 
     median = {"open_seconds": 5.25, "click_to_comparison_seconds": 53.5, "job_seconds": 51.0}
