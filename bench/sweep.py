@@ -47,7 +47,8 @@ def main() -> None:
     p = base_parser(__doc__)
     p.add_argument("--method", default="unsir", help="unlearning method to sweep (default unsir)")
     p.add_argument("--classes", default="3", help="forget classes to try, one at a time (comma-separated)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="unlearning seed (Dr_sub, noise, batch order)")
+    p.add_argument("--model-seed", type=int, default=0, help="seed of the original model")
     p.add_argument("--preset", choices=["tuned", "official"], default="tuned", help="UNSIR only: starting config")
     p.add_argument("--grid", action="append", default=[], help="FIELD=v1,v2,... (repeatable)")
     p.add_argument("--out", help="JSON file for the results")
@@ -61,7 +62,7 @@ def main() -> None:
         base = method_config(args.method, args.dataset, args.model)
     recipe = default_recipe(args.dataset, args.model)
     original, _ = trained_model(
-        data, args.model, recipe, range(data.num_classes), device, seed=args.seed, cache_dir=default_cache_dir()
+        data, args.model, recipe, range(data.num_classes), device, seed=args.model_seed, cache_dir=default_cache_dir()
     )
     test_logits = predict(original, data.test.images, data.normalize, device)
     grid = parse_grid(args.grid, base)
@@ -110,6 +111,7 @@ def main() -> None:
             "method": args.method,
             "model": args.model,
             "seed": args.seed,
+            "model_seed": args.model_seed,
             "device": str(device),
             "environment": environment(),
             "rows": rows,

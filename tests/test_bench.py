@@ -67,6 +67,18 @@ def test_unlearning_benchmark_and_report(tmp_path):
     assert (results / "plots" / "digits_resnet18.html").stat().st_size > 1000
 
 
+def test_sweep_varies_the_unlearning_seed_on_one_original(tmp_path):
+    cache = tmp_path / "cache"
+    for seed in ("1", "2"):
+        out = tmp_path / f"sweep{seed}.json"
+        run("bench/sweep.py", "--dataset", "digits", "--classes", "3", "--seed", seed, "--grid", "noise_steps=2,4",
+            "--grid", "repair_epochs=1", "--out", str(out), cache=cache)  # fmt: skip
+        s = json.loads(out.read_text())
+        assert (s["seed"], s["model_seed"]) == (int(seed), 0) and len(s["rows"]) == 2
+        assert [r["config"]["noise_steps"] for r in s["rows"]] == [2, 4]
+    assert len(list(cache.rglob("digits-resnet18-original-*"))) == 1  # --seed is not the model's seed
+
+
 def test_cifar100_script_says_what_is_missing_and_runs_nothing(tmp_path):
     offline = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}  # no download attempt
     out = run("bench/cifar100.py", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "c100.json"),
