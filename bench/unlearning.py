@@ -214,11 +214,10 @@ def summarise(settings: list[dict], methods: list[str]) -> dict:
                 other = statistics.median(r["seconds"] for s in settings for r in s["runs"] if r["method"] == name)
                 out[f"speedup_vs_{name}"] = other / unsir_s
         worst = max(s["unsir"]["forget_acc"] for s in settings)
-        unsir_runs = [r["forget_acc"] for s in settings for r in s["runs"] if r["method"] == "unsir"]
+        unsir = [(s, r) for s in settings for r in s["runs"] if r["method"] == "unsir"]
+        unsir_runs = [r["forget_acc"] for _, r in unsir]
         drops = [s["original"]["retain_acc"] - s["unsir"]["retain_acc"] for s in settings]
-        run_drops = [
-            s["original"]["retain_acc"] - r["retain_acc"] for s in settings for r in s["runs"] if r["method"] == "unsir"
-        ]
+        run_drops = [s["original"]["retain_acc"] - r["retain_acc"] for s, r in unsir]
         out["goals"] = {
             **GOALS,
             "worst_forget_acc": worst,  # of the per-set means over seeds
