@@ -57,6 +57,7 @@ def bench_section(name: str, b: dict) -> list[str]:
         if timing["scaled"]
         else f"measured over the full {timing['epochs']}-epoch retraining without class(es) {without}"
     ) + ", then scaled to each forget set's retained sample count"
+    preset = f"UNSIR preset `{b['preset']}`. " if "unsir" in methods else ""
     lines = [
         f"### {b['dataset']} {b['model']} (`{name}`)",
         "",
@@ -65,18 +66,18 @@ def bench_section(name: str, b: dict) -> list[str]:
         f"Device {b['device']} ({b['environment'].get('cpu_threads')} CPU threads, CUDA "
         f"{b['environment'].get('cuda') or 'none'}), torch {b['environment']['torch']}, commit "
         f"`{(b['environment'].get('git_commit') or '?')[:10]}`, finished {b['finished_at']}. "
-        f"{len(b['per_class'])} forget set(s) x seeds {b['seeds']}; original model seed {b['model_seed']}; "
-        f"UNSIR preset `{b['preset']}`. Retraining time {how}.",
+        f"{len(b['per_class'])} forget set(s) x seeds {b['seeds']}; original model seed {b['model_seed']}. "
+        f"{preset}Retraining time {how}.",
         "",
         "| model | forget acc % (mean ± sd over runs) | retain acc % | seconds (mean) | speed-up of UNSIR |",
         "|---|---|---|---|---|",
         f"| original | {pct(b['original']['forget_acc'])} | {pct(b['original']['retain_acc'])} | | |",
         f"| retrain | 0 by construction | | {b['retrain']['seconds']:.1f}{' (scaled)' if timing['scaled'] else ''} "
-        f"| {b.get('speedup_vs_retrain', 0):.1f}x |",
+        f"| {speedup(b, 'retrain')} |",
     ]
     for m in methods:
         r, sp = b[m], b[m]["spread"]
-        speed = "1x" if m == "unsir" else f"{b.get(f'speedup_vs_{m}', 0):.1f}x"
+        speed = "1x" if m == "unsir" else speedup(b, m)
         lines.append(
             f"| {m} | {pm(r['forget_acc'], sp['forget_acc']['std'])} | {pm(r['retain_acc'], sp['retain_acc']['std'])} "
             f"| {r['seconds']:.1f} | {speed} |"
@@ -108,6 +109,12 @@ def bench_section(name: str, b: dict) -> list[str]:
             f"retraining: {b['speedup_vs_retrain']:.1f}x ({'met' if g['speedup_met'] else 'NOT met'}).",
         ]
     return [*lines, ""]
+
+
+def speedup(b: dict, method: str) -> str:
+    """UNSIR's speed-up over ``method``; "-" where UNSIR was not in the run (nothing to compare)."""
+    key = f"speedup_vs_{method}"
+    return f"{b[key]:.1f}x" if key in b else "-"
 
 
 def single_runs(goals: dict) -> str:

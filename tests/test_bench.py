@@ -55,6 +55,11 @@ def test_unlearning_benchmark_and_report(tmp_path):
     assert b["goals"]["worst_run_retain_drop"] == max(run_drops) >= max(drops)
     assert b["environment"]["git_commit"] is None or len(b["environment"]["git_commit"]) == 40
 
+    baseline = results / "digits_resnet18_neggrad.json"  # a baseline alone: no UNSIR to compare speeds with
+    run("bench/unlearning.py", "--dataset", "digits", "--forget", "3", "--methods", "neggrad", "--recipe", "epochs=3",
+        "--out", str(baseline), cache=tmp_path / "cache")  # fmt: skip
+    assert "speedup_vs_retrain" not in json.loads(baseline.read_text())
+
     median = {"open_seconds": 5.25, "click_to_comparison_seconds": 53.5, "job_seconds": 51.0}
     dashboard = {"command": "bench/dashboard.py", "rows": [{}], "environment": b["environment"], "median": median}
     (results / "dashboard.json").write_text(json.dumps(dashboard))  # bench/dashboard.py's shape (needs Chromium)
@@ -65,6 +70,9 @@ def test_unlearning_benchmark_and_report(tmp_path):
     assert f"{b['goals']['runs_over_forget_goal']} of 4 runs above the goal" in readme
     assert "### digits resnet18" in readme and "| unsir |" in readme and "| 2, 8 |" in readme
     assert (results / "plots" / "digits_resnet18.html").stat().st_size > 1000
+    alone = readme[readme.index("(`digits_resnet18_neggrad.json`)") :]
+    alone = alone[: alone.index("Per forget set")]
+    assert "UNSIR preset" not in alone and "| neggrad |" in alone and alone.count("| - |") == 2
 
 
 def test_sweep_varies_the_unlearning_seed_on_one_original(tmp_path):
