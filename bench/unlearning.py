@@ -200,21 +200,23 @@ def summarise(settings: list[dict], methods: list[str]) -> dict:
         "original": {k: statistics.fmean(s["original"][k] for s in settings) for k in ("forget_acc", "retain_acc")},
         "retrain": {"seconds": statistics.fmean(s["retrain"]["seconds"] for s in settings)},
     }
+    # every run of each method with the forget set it belongs to, selected once
+    runs = {name: [(s, r) for s in settings for r in s["runs"] if r["method"] == name] for name in methods}
+    median_seconds = {name: statistics.median(r["seconds"] for _, r in runs[name]) for name in methods}
+    keys = ("forget_acc", "retain_acc", "seconds")
     for name in methods:
-        runs = [r for s in settings for r in s["runs"] if r["method"] == name]
-        out[name] = {k: statistics.fmean(s[name][k] for s in settings) for k in ("forget_acc", "retain_acc", "seconds")}
-        out[name]["spread"] = {k: mean_std([r[k] for r in runs]) for k in ("forget_acc", "retain_acc", "seconds")}
+        out[name] = {k: statistics.fmean(s[name][k] for s in settings) for k in keys}
+        out[name]["spread"] = {k: mean_std([r[k] for _, r in runs[name]]) for k in keys}
         out[name]["retain_drop"] = out["original"]["retain_acc"] - out[name]["retain_acc"]
-        out[name]["runs"] = len(runs)
+        out[name]["runs"] = len(runs[name])
     if "unsir" in methods:
-        unsir_s = statistics.median(r["seconds"] for s in settings for r in s["runs"] if r["method"] == "unsir")
+        unsir_s = median_seconds["unsir"]
         out["speedup_vs_retrain"] = statistics.fmean(s["retrain"]["seconds"] for s in settings) / unsir_s
         for name in methods:
             if name != "unsir":
-                other = statistics.median(r["seconds"] for s in settings for r in s["runs"] if r["method"] == name)
-                out[f"speedup_vs_{name}"] = other / unsir_s
+                out[f"speedup_vs_{name}"] = median_seconds[name] / unsir_s
         worst = max(s["unsir"]["forget_acc"] for s in settings)
-        unsir = [(s, r) for s in settings for r in s["runs"] if r["method"] == "unsir"]
+        unsir = runs["unsir"]
         unsir_runs = [r["forget_acc"] for _, r in unsir]
         drops = [s["original"]["retain_acc"] - s["unsir"]["retain_acc"] for s in settings]
         run_drops = [s["original"]["retain_acc"] - r["retain_acc"] for s, r in unsir]
