@@ -21,10 +21,21 @@ from unlearning import main
 from unsir_core.errors import UnsirError
 
 DEFAULTS = [
-    "--dataset", "cifar100", "--model", "resnet18", "--recipe", "pretrained=true",
-    "--forget", ",".join(str(c) for c in range(20)), "--seeds", "0,1,2",
-    "--methods", "unsir,finetune,neggrad,fisher", "--out", str(ROOT / "bench/results/cifar100_resnet18_20classes.json"),
-]  # fmt: skip
+    "--dataset",
+    "cifar100",
+    "--model",
+    "resnet18",
+    "--recipe",
+    "pretrained=true",
+    "--forget",
+    ",".join(str(c) for c in range(20)),
+    "--seeds",
+    "0,1,2",
+    "--methods",
+    "unsir,finetune,neggrad,fisher",
+    "--out",
+    str(ROOT / "bench/results/cifar100_resnet18_20classes.json"),
+]
 
 
 if __name__ == "__main__":

@@ -33,8 +33,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]  # fmt: skip
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def chromium() -> str | None:
@@ -53,10 +59,24 @@ def serve(env: dict[str, str], log_path: Path, start_timeout: float = 60) -> Ite
     port = free_port()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-             str(port), "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + start_timeout
@@ -109,10 +129,27 @@ def click_through(browser, url: str, shots: Path | None) -> dict[str, float]:
 def cli_seconds(cache: Path, out: Path) -> float:
     start = time.monotonic()
     subprocess.run(
-        [sys.executable, "-m", "unsir_core", "experiment", "--dataset", "digits", "--model", "resnet18", "--forget",
-         "3", "--quiet", "--cache-dir", str(cache), "--out", str(out)],
-        cwd=ROOT, check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "unsir_core",
+            "experiment",
+            "--dataset",
+            "digits",
+            "--model",
+            "resnet18",
+            "--forget",
+            "3",
+            "--quiet",
+            "--cache-dir",
+            str(cache),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     return time.monotonic() - start
 
 
@@ -136,7 +173,7 @@ def main() -> None:
     args = p.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from unsir_core.experiment import environment
+    from unsir_core.provenance import environment
 
     if chromium() is None:
         raise SystemExit("no Chromium binary: apt-get install -y chromium (or set UNSIR_CHROMIUM)")
@@ -158,16 +195,23 @@ def main() -> None:
                 row["cli_seconds"] = cli_seconds(tmp / "cli-cache", tmp / "cli-run")
         rows.append(row)
         cli = row.get("cli_seconds", float("nan"))
-        print(f"{i:>6} {row['open_seconds']:>6.1f} {row['job_seconds']:>6.1f} "
-              f"{row['click_to_comparison_seconds']:>14.1f} {cli:>6.1f}", flush=True)  # fmt: skip
+        print(
+            f"{i:>6} {row['open_seconds']:>6.1f} {row['job_seconds']:>6.1f} "
+            f"{row['click_to_comparison_seconds']:>14.1f} {cli:>6.1f}",
+            flush=True,
+        )
     summary = {k: statistics.median(r[k] for r in rows) for k in rows[0] if isinstance(rows[0][k], float)}
     if "cli_seconds" in summary:
         summary["dashboard_over_cli"] = summary["click_to_comparison_seconds"] / summary["cli_seconds"]
     print("medians:", {k: round(v, 2) for k, v in summary.items()})
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        payload = {"command": " ".join(["python", "bench/dashboard.py", *sys.argv[1:]]), "rows": rows,
-                   "median": summary, "environment": environment()}  # fmt: skip
+        payload = {
+            "command": " ".join(["python", "bench/dashboard.py", *sys.argv[1:]]),
+            "rows": rows,
+            "median": summary,
+            "environment": environment(),
+        }
         Path(args.out).write_text(json.dumps(payload, indent=2))
 
 

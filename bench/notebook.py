@@ -26,17 +26,20 @@ import torch
 import torch.nn.functional as F
 
 from unsir_core.data import retained_classes
-from unsir_core.methods import UnlearningTask, register_method
-from unsir_core.unsir import UnlearnResult, UnsirConfig, impair, repair
+from unsir_core.methods import UnlearningTask, UnlearnResult, register_method
+from unsir_core.unsir import UnsirConfig, impair, repair
 
 NOISE_IMAGES_KEPT = 3  # the channel count: what the notebook's loop bound really was
 
 
 @register_method(
-    "unsir_notebook", UnsirConfig, reads_forget=False,
+    "unsir_notebook",
+    UnsirConfig,
+    reads_forget=False,
+    presets={"tuned": lambda dataset, model: UnsirConfig.official()},
     summary="UNSIR with the official notebook's defects (BatchNorm in train mode for the noise, 3 noise images "
     "per class, every noise labelled 0): for comparison only",
-)  # fmt: skip
+)
 def unsir_notebook(task: UnlearningTask, cfg: UnsirConfig) -> UnlearnResult:
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(task.seed)

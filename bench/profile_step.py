@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 from common import base_parser
 
-from unsir_core.experiment import environment
 from unsir_core.models import create_model
-from unsir_core.train import resolve_device
+from unsir_core.provenance import environment
+from unsir_core.runtime import resolve_device
 
 
 def make_variant(name: str, model_name: str, device: torch.device, compile_: bool):
@@ -101,10 +101,17 @@ def main() -> None:
     model.requires_grad_(True).train()
 
     base = statistics.median(times[names[0]])
-    rows = {n: {"median_s": statistics.median(v), "ratio_to_first": statistics.median(v) / base,
-                "setup_s": compile_seconds[n]} for n, v in times.items()}  # fmt: skip
-    rows.update({n: {"median_s": statistics.median(v), "ratio_to_first": statistics.median(v) / base}
-                 for n, v in extra.items()})  # fmt: skip
+    rows = {
+        n: {
+            "median_s": statistics.median(v),
+            "ratio_to_first": statistics.median(v) / base,
+            "setup_s": compile_seconds[n],
+        }
+        for n, v in times.items()
+    }
+    rows.update(
+        {n: {"median_s": statistics.median(v), "ratio_to_first": statistics.median(v) / base} for n, v in extra.items()}
+    )
     print(f"{args.model}, batch {args.batch}, {device}, {torch.get_num_threads()} threads, {args.steps} steps each")
     print(f"{'variant':<30} {'s/step':>8} {'ratio':>6} {'setup s':>8}")
     for n, r in rows.items():
@@ -120,9 +127,16 @@ def main() -> None:
     print(table)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        payload = {"command": " ".join(["python", "bench/profile_step.py", *sys.argv[1:]]), "model": args.model,
-                   "batch": args.batch, "device": str(device), "threads": torch.get_num_threads(),
-                   "rows": rows, "profile_top_ops": table, "environment": environment()}  # fmt: skip
+        payload = {
+            "command": " ".join(["python", "bench/profile_step.py", *sys.argv[1:]]),
+            "model": args.model,
+            "batch": args.batch,
+            "device": str(device),
+            "threads": torch.get_num_threads(),
+            "rows": rows,
+            "profile_top_ops": table,
+            "environment": environment(),
+        }
         Path(args.out).write_text(json.dumps(payload, indent=2))
 
 

@@ -20,8 +20,14 @@ from pathlib import Path
 from plotly.subplots import make_subplots
 
 # ../shared/UNSIR.md, "Paper's headline results" (CIFAR-10 ResNet18, one class).
-PAPER = {"original_retain": 0.7786, "original_forget": 0.8101, "unsir_retain": 0.7106, "unsir_forget": 0.0,
-         "speedup_vs_retrain": 154.0, "speedup_vs_fisher": 1875.0}  # fmt: skip
+PAPER = {
+    "original_retain": 0.7786,
+    "original_forget": 0.8101,
+    "unsir_retain": 0.7106,
+    "unsir_forget": 0.0,
+    "speedup_vs_retrain": 154.0,
+    "speedup_vs_fisher": 1875.0,
+}
 
 
 def pct(x: float | None) -> str:
@@ -121,8 +127,10 @@ def single_runs(goals: dict) -> str:
     """The forget goal run by run, where the result file has it (older files do not)."""
     if "worst_run_forget_acc" not in goals:
         return ""
-    return (f", worst single run {pct(goals['worst_run_forget_acc'])} % ({goals['runs_over_forget_goal']} of "
-            f"{goals['unsir_runs']} runs above the goal)")  # fmt: skip
+    return (
+        f", worst single run {pct(goals['worst_run_forget_acc'])} % ({goals['runs_over_forget_goal']} of "
+        f"{goals['unsir_runs']} runs above the goal)"
+    )
 
 
 def worst_run_drop(goals: dict) -> str:
@@ -158,8 +166,15 @@ def bench_plot(b: dict, out: Path) -> None:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("forget accuracy (test)", "retain accuracy (test)"))
     for m in ["original", *methods]:
         for col, key in ((1, "forget_acc"), (2, "retain_acc")):
-            fig.add_bar(x=names, y=[s[m][key] for s in b["per_class"]], name=m, legendgroup=m, showlegend=col == 1,
-                        row=1, col=col)  # fmt: skip
+            fig.add_bar(
+                x=names,
+                y=[s[m][key] for s in b["per_class"]],
+                name=m,
+                legendgroup=m,
+                showlegend=col == 1,
+                row=1,
+                col=col,
+            )
     fig.update_layout(title=f"{b['dataset']} {b['model']}: per forget set, mean over seeds {b['seeds']}")
     fig.write_html(out, include_plotlyjs="cdn")
 
@@ -185,8 +200,14 @@ def sweep_section(name: str, s: dict, plots: Path) -> list[str]:
         lines.append(f"| {label} | {pct(f)} | {100 * d:+.2f} | {sec:.1f} |")
     fig = make_subplots(rows=1, cols=3, subplot_titles=("forget accuracy", "Δ retain accuracy", "seconds"))
     for col in range(3):
-        fig.add_scatter(x=labels, y=[med[label][col] for label in labels], mode="lines+markers", showlegend=False,
-                        row=1, col=col + 1)  # fmt: skip
+        fig.add_scatter(
+            x=labels,
+            y=[med[label][col] for label in labels],
+            mode="lines+markers",
+            showlegend=False,
+            row=1,
+            col=col + 1,
+        )
     fig.update_layout(title=f"{s['method']} sweep on {s['dataset']} {s['model']} (medians over classes)")
     plot = plots / f"{Path(name).stem}.html"
     fig.write_html(plot, include_plotlyjs="cdn")

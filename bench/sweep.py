@@ -24,22 +24,26 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from common import base_parser, typed_values
+from common import base_parser
 
-from unsir_core.checkpoints import default_cache_dir
-from unsir_core.data import load_dataset
-from unsir_core.experiment import dataset_options, environment, trained_model
+from unsir_core.config import typed_value
+from unsir_core.datasets import load_dataset
+from unsir_core.errors import UnsirError
 from unsir_core.methods import method_config, unlearn
 from unsir_core.metrics import split_accuracy
-from unsir_core.train import default_recipe, predict, resolve_device
-from unsir_core.unsir import UnsirConfig
+from unsir_core.model_cache import trained_model
+from unsir_core.paths import default_cache_dir
+from unsir_core.provenance import environment
+from unsir_core.recipes import default_recipe
+from unsir_core.runtime import resolve_device
+from unsir_core.train import predict
 
 
 def parse_grid(items: list[str], base) -> dict[str, list]:
     grid = {}
     for item in items:
         name, _, values = item.partition("=")
-        grid[name] = typed_values(base, name, values.split(","))
+        grid[name] = [typed_value(base, name, v) for v in values.split(",")]
     return grid
 
 
@@ -49,17 +53,16 @@ def main() -> None:
     p.add_argument("--classes", default="3", help="forget classes to try, one at a time (comma-separated)")
     p.add_argument("--seed", type=int, default=0, help="unlearning seed (Dr_sub, noise, batch order)")
     p.add_argument("--model-seed", type=int, default=0, help="seed of the original model")
-    p.add_argument("--preset", choices=["tuned", "official"], default="tuned", help="UNSIR only: starting config")
+    p.add_argument(
+        "--preset", default="tuned", help="starting config: tuned, or one of the method's presets (UNSIR: official)"
+    )
     p.add_argument("--grid", action="append", default=[], help="FIELD=v1,v2,... (repeatable)")
     p.add_argument("--out", help="JSON file for the results")
     args = p.parse_args()
 
     device = resolve_device(args.device)
-    data = load_dataset(args.dataset, args.data_dir, **dataset_options(args.dataset, 32))
-    if args.method == "unsir" and args.preset == "official":
-        base = UnsirConfig.official()
-    else:
-        base = method_config(args.method, args.dataset, args.model)
+    data = load_dataset(args.dataset, args.data_dir)
+    base = method_config(args.method, args.dataset, args.model, preset=args.preset)
     recipe = default_recipe(args.dataset, args.model)
     original, _ = trained_model(
         data, args.model, recipe, range(data.num_classes), device, seed=args.model_seed, cache_dir=default_cache_dir()
@@ -120,4 +123,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UnsirError as err:
+        raise SystemExit(f"error: {err}") from None

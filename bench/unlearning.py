@@ -34,26 +34,25 @@ from pathlib import Path
 
 import notebook  # noqa: F401  (registers unsir_notebook, the official notebook with its defects)
 import torch
-from common import base_parser, with_overrides
+from common import base_parser
 
-from unsir_core.checkpoints import default_cache_dir, read_metadata
-from unsir_core.data import load_dataset, resolve_classes, retained_classes
-from unsir_core.experiment import (
-    EvalSplits,
-    ExperimentConfig,
-    dataset_options,
-    environment,
-    extra_metrics,
-    model_cache_path,
-    trained_model,
-)
-from unsir_core.methods import method_config, unlearn
+from unsir_core.checkpoints import read_metadata
+from unsir_core.config import with_overrides
+from unsir_core.data import resolve_classes, retained_classes
+from unsir_core.datasets import load_dataset
+from unsir_core.errors import UnsirError
+from unsir_core.evaluation import EvalContext, EvalSplits, extra_metrics
+from unsir_core.experiment import ExperimentConfig
+from unsir_core.methods import get_method, method_config, unlearn
 from unsir_core.metrics import split_accuracy
+from unsir_core.model_cache import model_cache_path, trained_model
 from unsir_core.models import create_model
-from unsir_core.train import default_recipe, fit, predict, resolve_device, set_seed
-from unsir_core.unsir import UnsirConfig
+from unsir_core.paths import default_cache_dir
+from unsir_core.provenance import environment
+from unsir_core.recipes import default_recipe
+from unsir_core.runtime import resolve_device, set_seed
+from unsir_core.train import fit, predict
 
-PRESETS = {"tuned": None, "official": UnsirConfig.official}
 GOALS = {"max_forget_acc": 0.01, "max_retain_drop": 0.02, "min_speedup_vs_retrain": 300.0}
 
 
@@ -75,18 +74,36 @@ def time_retraining(data, model_name, recipe, forget_sets, device, *, seed, cach
         retain = retained_classes(forget, data.num_classes)
         path, _ = model_cache_path(data, model_name, recipe, retain, seed=seed, cache_dir=cache_dir)
         if path.exists() and read_metadata(path).get("seconds"):
-            return {"seconds": float(read_metadata(path)["seconds"]), "epochs": recipe.epochs,
-                    "samples": len(data.train.select(retain)), "scaled": False, "forget": list(forget),
-                    "source": str(path)}  # fmt: skip
+            return {
+                "seconds": float(read_metadata(path)["seconds"]),
+                "epochs": recipe.epochs,
+                "samples": len(data.train.select(retain)),
+                "scaled": False,
+                "forget": list(forget),
+                "source": str(path),
+            }
     retain = retained_classes(forget_sets[0], data.num_classes)
     set_seed(seed)
     model = create_model(model_name, data.num_classes, image_size=data.image_shape[-1], pretrained=recipe.pretrained)
     train = data.train.select(retain)
-    result = fit(model, train, data.normalize, replace(recipe, epochs=epochs), device, seed=seed,
-                 held_out=data.test.select(retain))  # fmt: skip
-    return {"seconds": result.seconds * recipe.epochs / epochs, "epochs": recipe.epochs, "samples": len(train),
-            "scaled": True, "forget": list(forget_sets[0]), "measured_epochs": epochs,
-            "measured_seconds": result.seconds}  # fmt: skip
+    result = fit(
+        model,
+        train,
+        data.normalize,
+        replace(recipe, epochs=epochs),
+        device,
+        seed=seed,
+        held_out=data.test.select(retain),
+    )
+    return {
+        "seconds": result.seconds * recipe.epochs / epochs,
+        "epochs": recipe.epochs,
+        "samples": len(train),
+        "scaled": True,
+        "forget": list(forget_sets[0]),
+        "measured_epochs": epochs,
+        "measured_seconds": result.seconds,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,10 +112,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="0", help="unlearning seeds (Dr_sub, noise, batch order)")
     p.add_argument("--model-seed", type=int, default=0, help="seed of the original (and retrained) model")
     p.add_argument("--methods", default="unsir,finetune,neggrad,fisher")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="tuned", help="UNSIR starting config")
+    p.add_argument(
+        "--preset", choices=sorted(get_method("unsir").presets), default="tuned", help="UNSIR starting config"
+    )
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="UNSIR config override")
-    p.add_argument("--recipe", action="append", default=[], metavar="FIELD=VALUE",
-                   help="training recipe override (original and retrained models), e.g. pretrained=true")  # fmt: skip
+    p.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="training recipe override (original and retrained models), e.g. pretrained=true",
+    )
     p.add_argument("--metrics", default="", help="extra metrics per run: relearn, mia (comma-separated)")
     p.add_argument("--retrain-epochs", type=int, default=1, help="epochs timed when no retrained model is cached")
     p.add_argument("--out", help="JSON file for the results")
@@ -106,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
 
     device = resolve_device(args.device)
     cache_dir = default_cache_dir()
-    data = load_dataset(args.dataset, args.data_dir, **dataset_options(args.dataset, 32))
+    data = load_dataset(args.dataset, args.data_dir)
     recipe = with_overrides(default_recipe(args.dataset, args.model), args.recipe)
     forget_sets = parse_forget_sets(args.forget, data.classes)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -114,20 +138,25 @@ def main(argv: list[str] | None = None) -> None:
     extra = [m for m in args.metrics.split(",") if m]
     relearn_fraction = ExperimentConfig.relearn_fraction  # the experiment's threshold: 90 % of the original's
     configs = {m: method_config(m, args.dataset, args.model) for m in methods}
-    if "unsir_notebook" in configs:
-        configs["unsir_notebook"] = UnsirConfig.official()
     if "unsir" in configs:
-        base = PRESETS[args.preset]() if PRESETS[args.preset] else configs["unsir"]
-        configs["unsir"] = with_overrides(base, args.set)
+        configs["unsir"] = with_overrides(
+            method_config("unsir", args.dataset, args.model, preset=args.preset), args.set
+        )
 
     original, original_meta = trained_model(
         data, args.model, recipe, range(data.num_classes), device, seed=args.model_seed, cache_dir=cache_dir
     )
     original_logits = predict(original, data.test.images, data.normalize, device)
     retrain = time_retraining(
-        data, args.model, recipe, forget_sets, device, seed=args.model_seed, cache_dir=cache_dir,
+        data,
+        args.model,
+        recipe,
+        forget_sets,
+        device,
+        seed=args.model_seed,
+        cache_dir=cache_dir,
         epochs=args.retrain_epochs,
-    )  # fmt: skip
+    )
     per_sample = retrain["seconds"] / retrain["samples"]
 
     header = f"{'forget':<12} {'seed':>4} {'method':<12} {'forget':>7} {'retain':>7} {'d_retain':>8} {'seconds':>8}"
@@ -143,16 +172,23 @@ def main(argv: list[str] | None = None) -> None:
                 result = unlearn(name, original, args.model, data, forget, device, configs[name], seed=seed)
                 logits = predict(result.model, data.test.images, data.normalize, device)
                 f_acc, r_acc = split_accuracy(logits, data.test.labels, forget)
-                run = {"seed": seed, "method": name, "forget_acc": f_acc, "retain_acc": r_acc,
-                       "seconds": result.seconds, "phases": result.phases}  # fmt: skip
-                run.update(extra_metrics(
-                    result.model, data, forget, device, splits=splits, original=original, retrained=None,
-                    which=extra, relearn_threshold=relearn_fraction * o_forget, seed=seed,
-                ))  # fmt: skip
+                run = {
+                    "seed": seed,
+                    "method": name,
+                    "forget_acc": f_acc,
+                    "retain_acc": r_acc,
+                    "seconds": result.seconds,
+                    "phases": result.phases,
+                }
+                ctx = EvalContext(data, forget, device, splits, original, None, relearn_fraction * o_forget, seed)
+                run.update(extra_metrics(result.model, ctx, extra))
                 runs.append(run)
                 label = ",".join(map(str, forget))
-                print(f"{label:<12} {seed:>4} {name:<12} {f_acc:>7.4f} {r_acc:>7.4f} {r_acc - o_retain:>+8.4f} "
-                      f"{result.seconds:>8.1f}", flush=True)  # fmt: skip
+                print(
+                    f"{label:<12} {seed:>4} {name:<12} {f_acc:>7.4f} {r_acc:>7.4f} {r_acc - o_retain:>+8.4f} "
+                    f"{result.seconds:>8.1f}",
+                    flush=True,
+                )
         setting = {
             "forget": list(forget),
             "forget_names": [data.classes[c] for c in forget],
@@ -238,16 +274,20 @@ def summarise(settings: list[dict], methods: list[str]) -> dict:
 
 def print_summary(payload: dict, methods: list[str]) -> None:
     o = payload["original"]
-    print(f"\n{payload['benchmark']} on {payload['device']}, {len(payload['per_class'])} forget set(s) x "
-          f"seeds {payload['seeds']}")  # fmt: skip
+    print(
+        f"\n{payload['benchmark']} on {payload['device']}, {len(payload['per_class'])} forget set(s) x "
+        f"seeds {payload['seeds']}"
+    )
     print(f"{'model':<12} {'forget':>14} {'retain':>14} {'seconds':>9}")
     print(f"{'original':<12} {o['forget_acc']:>14.4f} {o['retain_acc']:>14.4f} {'':>9}")
     scaled = " (scaled)" if payload["retrain"]["timing"]["scaled"] else ""
     print(f"{'retrain':<12} {'':>14} {'':>14} {payload['retrain']['seconds']:>9.1f}{scaled}")
     for name in methods:
         m, sp = payload[name], payload[name]["spread"]
-        print(f"{name:<12} {m['forget_acc']:>7.4f}±{sp['forget_acc']['std']:<6.4f} "
-              f"{m['retain_acc']:>7.4f}±{sp['retain_acc']['std']:<6.4f} {m['seconds']:>9.1f}")  # fmt: skip
+        print(
+            f"{name:<12} {m['forget_acc']:>7.4f}±{sp['forget_acc']['std']:<6.4f} "
+            f"{m['retain_acc']:>7.4f}±{sp['retain_acc']['std']:<6.4f} {m['seconds']:>9.1f}"
+        )
     for key in [k for k in payload if k.startswith("speedup_vs_")]:
         print(f"{key}: {payload[key]:.1f}x")
     if "goals" in payload:
@@ -256,4 +296,7 @@ def print_summary(payload: dict, methods: list[str]) -> None:
 
 if __name__ == "__main__":
     torch.set_grad_enabled(True)
-    main()
+    try:
+        main()
+    except UnsirError as err:
+        raise SystemExit(f"error: {err}") from None

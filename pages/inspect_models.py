@@ -1,17 +1,21 @@
 """Inspect: original | unlearned | retrained side by side (GradCAM, weight distance,
-prediction distribution, and the numbers)."""
+prediction distribution, and the numbers), for any stored run, on the run's own data set and
+model whatever the sidebar says."""
 
 from pathlib import Path
 
 import streamlit as st
 import torch
 
-from pages import charts
-from pages.common import Keys, data_or_stop, header, heatmaps, model_at, runs_root, teaching
+from ui import charts
+from ui.layout import page_setup, teaching
+from ui.loaders import heatmaps, load_data, model_at, run_data
+from ui.runstore import stored_runs
+from ui.state import Keys
 from unsir_core.errors import UnsirError
-from unsir_core.runs import list_runs, read_run
+from unsir_core.runs import class_names, read_run, run_checkpoints, unlearned_models
 
-s = header("Inspect")
+page_setup("Inspect")
 teaching(
     "Three models side by side: the **original**, the **unlearned** one and the **retrained** gold standard.\n\n"
     "- **GradCAM** paints where a model looks for the image's true class. After forgetting, the heat on "
@@ -24,7 +28,7 @@ teaching(
     "attack still recognises as training data."
 )
 
-runs = list_runs(runs_root())
+runs = stored_runs()
 if not runs:
     st.info("No runs yet. Start one on the Unlearn page.")
     st.page_link("pages/unlearn.py", label="Go to Unlearn", icon=":material/arrow_forward:")
@@ -32,13 +36,20 @@ if not runs:
 paths = [str(r.path) for r in runs]
 last = st.session_state.get(Keys.LAST_RUN)
 choice = st.selectbox(
-    "Run", paths, index=paths.index(last) if last in paths else 0, key=Keys.INSPECT_RUN,
+    "Run",
+    paths,
+    index=paths.index(last) if last in paths else 0,
+    key=Keys.INSPECT_RUN,
     format_func=lambda p: Path(p).name,
-)  # fmt: skip
-metrics = read_run(choice)
+)
+try:
+    metrics = read_run(choice)
+except UnsirError as err:  # changed on disk since it was listed
+    st.error(str(err))
+    st.stop()
 cfg, models = metrics["config"], metrics["models"]
-names, forget = metrics["class_names"], metrics["forget_classes"]
-methods = [m for m in models if m not in ("original", "retrained")]
+names, forget = class_names(metrics), metrics["forget_classes"]
+methods = unlearned_models(metrics)
 if not methods:
     st.error("This run holds no unlearned model (every method failed: see its errors).")
     st.stop()
@@ -69,11 +80,12 @@ with right:
         st.info("This run did not measure prediction distributions.")
 
 st.subheader("GradCAM")
-
-if (s.dataset, s.model) != (cfg["dataset"], cfg["model"]):
-    st.info(f"Switch the sidebar to {cfg['dataset']} / {cfg['model']} to see this run's heatmaps.")
+try:
+    data_key = run_data(cfg)
+    data = load_data(*data_key)
+except UnsirError as err:
+    st.warning(f"This run's data set ({cfg['dataset']}) cannot be loaded here, so there are no heatmaps: {err}")
     st.stop()
-data = data_or_stop(s)
 c1, c2 = st.columns(2)
 per_group = c1.slider("Images per group", 1, 8, 4)
 sample_seed = c2.number_input("Sample seed", min_value=0, value=0, step=1, help="which test images are drawn")
@@ -84,22 +96,19 @@ for title, mask in (("Forget-class images", is_forget), ("Retained-class images"
     idx = mask.nonzero().squeeze(1)
     groups[title] = idx[torch.randperm(len(idx), generator=gen)[:per_group]]
 
-checkpoints = {
-    "original": models["original"].get("checkpoint"),
-    method: str(Path(choice) / f"{method}.safetensors"),
-    "retrained": (models.get("retrained") or {}).get("checkpoint"),
-}
+checkpoints = run_checkpoints(choice, metrics)
 available = {}
-for k, path in checkpoints.items():
-    if not (path and Path(path).exists()):
-        st.warning(f"The {k} model's checkpoint is not on this machine ({path}).")
+for k in trio:
+    path = checkpoints.get(k)
+    if not (path and path.exists()):
+        st.warning(f"The {k} model's checkpoint is not on this machine.")
         continue
     try:
-        model_at(path, s)  # fails here, with the reason, for a checkpoint that does not fit
+        model_at(path, cfg["model"], data_key)  # fails here, with the reason, for a checkpoint that does not fit
     except UnsirError as err:
         st.warning(f"The {k} model cannot be loaded: {err}")
     else:
-        available[k] = Path(path)
+        available[k] = path
 for title, idx in groups.items():
     st.markdown(f"**{title}** (heat for the true class)")
     images, labels = data.test.images[idx], data.test.labels[idx]
@@ -109,6 +118,6 @@ for title, idx in groups.items():
         cols[0].image(images[i].permute(1, 2, 0).numpy(), width=96, caption=names[int(labels[i])])
     for col, (k, path) in zip(cols[1:], available.items(), strict=True):
         col.caption(k)
-        heat, preds = heatmaps(str(path), path.stat().st_mtime, s.model, s.dataset, s.folder, tuple(idx.tolist()))
+        heat, preds = heatmaps(str(path), path.stat().st_mtime, cfg["model"], data_key, tuple(idx.tolist()))
         for i in range(len(idx)):
             col.image(charts.overlay(images[i].numpy(), heat[i]), width=96, caption=f"pred {names[preds[i]]}")

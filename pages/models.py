@@ -3,22 +3,16 @@
 import streamlit as st
 import torch
 
-from pages import charts
-from pages.common import (
-    Keys,
-    data_or_stop,
-    header,
-    live_jobs,
-    original_path,
-    save_upload,
-    submit_training,
-    teaching,
-    test_logits,
-)
+from ui import charts
+from ui.jobs import TRAIN, live_jobs, submit_training
+from ui.layout import page_setup, teaching
+from ui.loaders import data_or_stop, original_path, settings_data, test_logits
+from ui.state import Keys
+from ui.uploads import save_upload
 from unsir_core.errors import UnsirError
 from unsir_core.metrics import per_class_accuracy
 
-s = header("Models")
+s = page_setup("Models")
 teaching(
     "Unlearning starts from an **original model** trained on every class. Here you choose the data set and "
     "architecture (sidebar), then train that model once (it is cached on disk and reused), or upload your own "
@@ -34,7 +28,7 @@ c3.metric("Test images", len(data.test))
 st.subheader("Original model")
 path = original_path(s, data)
 if s.uploaded:
-    st.success(f"Using the uploaded checkpoint `{path.name}`.")
+    st.success("Using the uploaded checkpoint.")
 elif path.exists():
     st.success(f"A trained {s.model} (seed {s.seed}) is in the cache: `{path.name}`.")
 else:
@@ -45,7 +39,7 @@ else:
         submit_training(s, data)
 
 
-live_jobs("train ")  # when the training ends, the page reruns and shows the model below
+live_jobs(TRAIN)  # when the training ends, the page reruns and shows the model below
 
 with st.expander("Upload a checkpoint instead"):
     st.caption(
@@ -56,17 +50,17 @@ with st.expander("Upload a checkpoint instead"):
     if upload is not None:
         try:
             saved = save_upload(upload.name, upload.getvalue(), s, data)
-        except (UnsirError, ValueError, RuntimeError) as err:
-            st.error(f"This checkpoint does not fit: {err}")
+        except UnsirError as err:
+            st.error(f"This checkpoint cannot be used: {err}")
         else:
             st.session_state[Keys.UPLOADED] = {"path": str(saved), "for": (s.dataset, s.folder, s.model)}
-            st.success(f"Checkpoint accepted: {saved.name}")
+            st.success(f"Checkpoint {upload.name!r} accepted.")
     if s.uploaded and st.button("Stop using the uploaded checkpoint"):
         st.session_state.pop(Keys.UPLOADED, None)
         st.rerun()
 
 if path.exists():
-    logits = test_logits(str(path), path.stat().st_mtime, s.model, s.dataset, s.folder)
+    logits = test_logits(str(path), path.stat().st_mtime, s.model, settings_data(s))
     acc = per_class_accuracy(torch.from_numpy(logits), data.test.labels, data.num_classes)
     st.metric("Test accuracy", f"{float((logits.argmax(1) == data.test.labels.numpy()).mean()):.3f}")
     st.plotly_chart(charts.per_class_figure(acc, data.classes), width="stretch")

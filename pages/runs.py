@@ -1,23 +1,24 @@
 """Runs: every stored run, compared on the same charts, exported as an audit report or JSON."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from pages import charts
-from pages.common import header, runs_root, teaching
-from pages.report import build_report
-from unsir_core.runs import list_runs, read_run
+from ui import charts
+from ui.layout import page_setup, teaching
+from ui.report import build_report
+from ui.runstore import stored_runs
+from unsir_core.errors import UnsirError
+from unsir_core.runs import read_run
 
-header("Runs")
+page_setup("Runs")
 teaching(
-    f"Every experiment is kept as a directory under `{runs_root()}` with its config, metrics.json (seed, "
+    "Every experiment is kept as a folder in the dashboard's run store with its config, metrics.json (seed, "
     "library versions, device, git commit) and the unlearned checkpoints. Select runs to compare them, or export "
     "one as a self-contained HTML audit report for a reviewer."
 )
-runs = list_runs(runs_root())
+runs = stored_runs()
 if not runs:
     st.info("No runs yet. Start one on the Unlearn page.")
     st.stop()
@@ -25,19 +26,36 @@ if not runs:
 rows = []
 for r in runs:
     for name, h in r.headline.items():
-        rows.append({"run": r.path.name, "finished": r.finished_at, "dataset": r.dataset, "model": r.model,
-                     "forget": ",".join(map(str, r.forget_classes)), "seeds": ",".join(map(str, r.seeds)),
-                     "method": name, **h})  # fmt: skip
+        rows.append(
+            {
+                "run": r.path.name,
+                "finished": r.finished_at,
+                "dataset": r.dataset,
+                "model": r.model,
+                "forget": ",".join(map(str, r.forget_classes)),
+                "seeds": ",".join(map(str, r.seeds)),
+                "method": name,
+                **h,
+            }
+        )
 st.dataframe(pd.DataFrame(rows), width="stretch", hide_index=True)
 
 by_name = {r.path.name: r for r in runs}
 
 
 def short(name: str) -> str:
-    """A chart label for a run: its model, forget classes and finishing time (the directory
+    """A chart label for a run: its model, forget classes and finishing time (the folder
     name is too long for an axis)."""
     r = by_name[name]
     return f"{r.model} forget {','.join(map(str, r.forget_classes))} @{r.finished_at[11:19]}"
+
+
+def read(name: str) -> dict | None:
+    try:
+        return read_run(by_name[name].path)
+    except UnsirError as err:  # changed on disk since it was listed
+        st.warning(str(err))
+        return None
 
 
 selected = st.multiselect("Compare runs", list(by_name), default=list(by_name)[:1])
@@ -48,7 +66,7 @@ if selected:
     st.plotly_chart(charts.runs_figure(compare), width="stretch")
     distances = {}
     for name in selected:
-        for method, m in read_run(by_name[name].path)["models"].items():
+        for method, m in (read(name) or {"models": {}})["models"].items():
             if method != "original" and m.get("layer_distance"):
                 distances[f"{short(name)} · {method}"] = m["layer_distance"]
     if distances:
@@ -56,9 +74,11 @@ if selected:
 
 st.subheader("Export")
 name = st.selectbox("Run to export", list(by_name))
-metrics = read_run(by_name[name].path)
-c1, c2 = st.columns(2)
-c1.download_button("Audit report (HTML)", build_report(metrics), file_name=f"{name}-report.html", mime="text/html")
-c2.download_button("metrics.json", json.dumps(metrics, indent=2), file_name=f"{name}-metrics.json",
-                   mime="application/json")  # fmt: skip
-st.caption(f"Run directory: `{Path(by_name[name].path).resolve()}`")
+metrics = read(name)
+if metrics is not None:
+    c1, c2 = st.columns(2)
+    c1.download_button("Audit report (HTML)", build_report(metrics), file_name=f"{name}-report.html", mime="text/html")
+    c2.download_button(
+        "metrics.json", json.dumps(metrics, indent=2), file_name=f"{name}-metrics.json", mime="application/json"
+    )
+    st.caption(f"Run folder `{name}` in the run store (`$UNSIR_RUNS_DIR`, by default `runs/dashboard`).")

@@ -2,14 +2,18 @@
 
 import streamlit as st
 
-from pages.common import Keys, data_or_stop, header, live_jobs, submit_experiment, teaching
-from unsir_core.data import resolve_classes, retained_classes
+from ui.jobs import UNLEARN, live_jobs, submit_experiment
+from ui.layout import page_setup, teaching
+from ui.loaders import data_or_stop, settings_data
+from ui.state import Keys
+from unsir_core.data import resolve_classes
 from unsir_core.errors import UnsirError
+from unsir_core.evaluation import list_metrics
 from unsir_core.experiment import ExperimentConfig
 from unsir_core.jobs import Job
-from unsir_core.methods import get_method, list_methods, method_config, method_knobs
+from unsir_core.methods import get_method, method_config, method_knobs, unlearning_methods
 
-s = header("Unlearn")
+s = page_setup("Unlearn")
 teaching(
     "**UNSIR** forgets a class **without looking at it**: it learns noise that maximises the model's error on "
     "the forget class (from the model alone), trains one *impair* epoch on that noise plus a small subset of "
@@ -29,11 +33,15 @@ if forget_ids:
         col.image([img.permute(1, 2, 0).numpy() for img in data.test.images[idx]], width=48, caption=None)
         col.caption(f"class {names[c]}")
 
-labels = {m: f"{m} ({'reads forget data' if get_method(m).reads_forget else 'zero-glance'})" for m in list_methods()}
+choices = unlearning_methods()
+labels = {m: f"{m} ({'reads forget data' if get_method(m).reads_forget else 'zero-glance'})" for m in choices}
 methods = st.multiselect(
-    "Methods", [m for m in list_methods() if m != "retrain"], default=["unsir"], format_func=labels.get,
+    "Methods",
+    choices,
+    default=["unsir"],
+    format_func=labels.get,
     help="The retrained gold standard is always trained (or taken from the cache) alongside.",
-)  # fmt: skip
+)
 
 overrides = []
 for m in methods:
@@ -55,25 +63,33 @@ for m in methods:
         st.caption("Defaults come from the recipe for this data set and model.")
 
 metrics = st.multiselect(
-    "Metrics beyond accuracy", list(ExperimentConfig.metrics), default=list(ExperimentConfig.metrics),
+    "Metrics beyond accuracy",
+    list_metrics(),
+    default=list(ExperimentConfig.metrics),
     help="relearn: steps to relearn the class; distance: per-layer weight distance; predictions: what the forget "
     "images are classified as; mia: membership inference; output_distance: JS divergence to the retrained model.",
-)  # fmt: skip
+)
 
 if st.button("Unlearn", type="primary"):
     try:
         forget = resolve_classes(forget_ids, data.classes)
-        retained_classes(forget, data.num_classes)
         if not methods:
             raise UnsirError("choose at least one method")
+        cfg = ExperimentConfig(
+            dataset=s.dataset,
+            model=s.model,
+            forget=tuple(forget),
+            seed=s.seed,
+            device=s.device,
+            data_dir=settings_data(s)[1],
+            methods=tuple(methods),
+            method_overrides=tuple(overrides),
+            metrics=tuple(metrics),
+            original_checkpoint=s.uploaded,
+        )
     except UnsirError as err:
         st.error(str(err))
     else:
-        cfg = ExperimentConfig(
-            dataset=s.dataset, model=s.model, forget=tuple(forget), seed=s.seed, device=s.device,
-            data_dir=s.folder if s.dataset == "imagefolder" else None, methods=tuple(methods),
-            method_overrides=tuple(overrides), metrics=tuple(metrics), original_checkpoint=s.uploaded,
-        )  # fmt: skip
         label = f"unlearn {', '.join(names[c] for c in forget)} with {', '.join(methods)} ({s.model}, {s.dataset})"
         submit_experiment(cfg, label)
 
@@ -86,4 +102,4 @@ def show_finished(jobs: list[Job]) -> None:
         st.page_link("pages/inspect_models.py", label="Inspect the result", icon=":material/arrow_forward:")
 
 
-live_jobs("unlearn ", on_update=show_finished)
+live_jobs(UNLEARN, on_update=show_finished)

@@ -104,7 +104,8 @@ def test_a_corrupt_run_directory_is_skipped(runs_dir):
 
 
 def test_uploaded_checkpoints_are_checked_before_use(tmp_path, digits):
-    from pages.common import Settings, save_upload
+    from ui.state import Settings
+    from ui.uploads import save_upload
 
     s = Settings("digits", None, "resnet18", "cpu", 0, None)
     good = tmp_path / "good.safetensors"
@@ -120,7 +121,7 @@ def test_uploaded_checkpoints_are_checked_before_use(tmp_path, digits):
 
 
 def test_the_summary_table_shows_each_figure_at_its_own_precision():
-    from pages.charts import summary_table, summary_text
+    from ui.charts import summary_table, summary_text
 
     models = {
         "original": {"forget_acc": 0.97297, "retain_acc": 0.9783, "seconds": 13.2754, "relearn": {"steps": 0}},
@@ -136,7 +137,7 @@ def test_the_summary_table_shows_each_figure_at_its_own_precision():
 def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     """Class 3 with UNSIR and the default metrics: the job runs in the background queue, the
     Inspect page shows the numbers, both charts and the GradCAM grid, the Runs page exports."""
-    from pages.common import job_queue
+    from ui.jobs import job_queue
 
     at = app("pages/unlearn.py")
     assert at.multiselect[0].value == ["3: 3"] and at.multiselect[1].value == ["unsir"]
@@ -170,8 +171,79 @@ def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     assert not at.exception, at.exception
     assert run.name in set(at.dataframe[0].value["run"])
     assert len(at.get("plotly_chart")) == 2
-    from pages.report import build_report
+    from ui.report import build_report
     from unsir_core.runs import read_run
 
     report = build_report(read_run(run))
     assert report.startswith("<!doctype html>") and "plotly" in report and "git_commit" in report
+
+
+def test_pages_holds_only_the_page_scripts_of_the_navigation():
+    from ui.layout import PAGES as NAVIGATION
+
+    root = Path(APP).parent
+    scripts = sorted(p.name for p in (root / "pages").iterdir() if p.name != "__pycache__")
+    assert scripts == sorted(Path(p.path).name for p in NAVIGATION)
+    assert [p.path for p in NAVIGATION] == PAGES  # the pages this file tests are the navigation's
+
+
+def test_upload_errors_name_the_users_file_not_the_server(tmp_path, digits):
+    import pickle
+
+    from ui.state import Settings
+    from ui.uploads import save_upload, uploads_dir
+
+    s = Settings("digits", None, "resnet18", "cpu", 0, None)
+    model = create_model("resnet18", 10)
+    with torch.no_grad():
+        model.fc.weight[0, 0] = float("nan")
+    diverged = tmp_path / "diverged.safetensors"
+    save_checkpoint(model, diverged, {"model": "resnet18", "num_classes": 10})
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"w": print}))
+    for name, path, reason in (("mine.safetensors", diverged, "NaN or infinite"), ("evil.pt", evil, "never unpickled")):
+        with pytest.raises(CheckpointError) as err:
+            save_upload(name, path.read_bytes(), s, digits)
+        message = str(err.value)
+        assert reason in message and repr(name) in message
+        assert str(uploads_dir()) not in message and "weights_only" not in message
+    assert not list(uploads_dir().glob("*")), "a refused upload leaves nothing behind"
+
+
+def test_the_image_folder_box_reads_only_folders_inside_the_data_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNSIR_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data" / "empty").mkdir(parents=True)
+    (tmp_path / "secret" / "keys").mkdir(parents=True)
+    at = app()
+    at.session_state["dataset"] = "imagefolder"
+    for name in ("../secret", str(tmp_path / "secret"), "/"):
+        at.session_state["imagefolder_path"] = name
+        at.run()
+        assert not at.exception
+        message = texts(at.error)
+        assert "is not inside the data directory" in message
+        assert "keys" not in message and "etc" not in message and str(tmp_path / "data") not in message
+    at.session_state["imagefolder_path"] = "empty"
+    at.run()
+    assert "holds no class sub-folder with images" in texts(at.error)
+
+
+@pytest.mark.parametrize("page", ["pages/runs.py", "pages/inspect_models.py"])
+def test_a_run_with_a_malformed_metrics_json_is_skipped_by_the_pages(runs_dir, page):
+    from unsir_core.runs import atomic_run_dir, write_json
+
+    good = {
+        "config": {"dataset": "digits", "model": "resnet18", "methods": ["unsir"], "seeds": [0], "seed": 0},
+        "forget_classes": [3],
+        "class_names": [str(i) for i in range(10)],
+        "finished_at": "2026-01-01T00:00:00",
+        "models": {"original": {"forget_acc": 0.9, "retain_acc": 0.9}, "unsir": {"forget_acc": 0.0}},
+    }
+    with atomic_run_dir(runs_dir / "good") as d:
+        write_json(d / "metrics.json", good)
+    for name, finished in (("null", None), ("number", 5)):
+        (runs_dir / name).mkdir()
+        (runs_dir / name / "metrics.json").write_text(json.dumps({**good, "finished_at": finished}))
+    at = app(page)
+    assert not at.exception, at.exception
+    assert "No runs yet" not in texts(at.info)

@@ -20,10 +20,27 @@ def test_unlearning_benchmark_and_report(tmp_path):
     results = tmp_path / "results"
     out = results / "digits_resnet18.json"
     stdout = run(
-        "bench/unlearning.py", "--dataset", "digits", "--forget", "3;2,8", "--seeds", "0,1",
-        "--methods", "unsir,neggrad", "--set", "noise_steps=5", "--set", "repair_epochs=1",
-        "--recipe", "epochs=3", "--retrain-epochs", "1", "--out", str(out), cache=tmp_path / "cache",
-    ).stdout  # fmt: skip
+        "bench/unlearning.py",
+        "--dataset",
+        "digits",
+        "--forget",
+        "3;2,8",
+        "--seeds",
+        "0,1",
+        "--methods",
+        "unsir,neggrad",
+        "--set",
+        "noise_steps=5",
+        "--set",
+        "repair_epochs=1",
+        "--recipe",
+        "epochs=3",
+        "--retrain-epochs",
+        "1",
+        "--out",
+        str(out),
+        cache=tmp_path / "cache",
+    ).stdout
     assert "speedup_vs_retrain" in stdout
     b = json.loads(out.read_text())
     assert b["recipe"]["epochs"] == 3  # --recipe changed the original's training (digits' recipe: 4)
@@ -56,8 +73,20 @@ def test_unlearning_benchmark_and_report(tmp_path):
     assert b["environment"]["git_commit"] is None or len(b["environment"]["git_commit"]) == 40
 
     baseline = results / "digits_resnet18_neggrad.json"  # a baseline alone: no UNSIR to compare speeds with
-    run("bench/unlearning.py", "--dataset", "digits", "--forget", "3", "--methods", "neggrad", "--recipe", "epochs=3",
-        "--out", str(baseline), cache=tmp_path / "cache")  # fmt: skip
+    run(
+        "bench/unlearning.py",
+        "--dataset",
+        "digits",
+        "--forget",
+        "3",
+        "--methods",
+        "neggrad",
+        "--recipe",
+        "epochs=3",
+        "--out",
+        str(baseline),
+        cache=tmp_path / "cache",
+    )
     assert "speedup_vs_retrain" not in json.loads(baseline.read_text())
 
     median = {"open_seconds": 5.25, "click_to_comparison_seconds": 53.5, "job_seconds": 51.0}
@@ -79,8 +108,22 @@ def test_sweep_varies_the_unlearning_seed_on_one_original(tmp_path):
     cache = tmp_path / "cache"
     for seed in ("1", "2"):
         out = tmp_path / f"sweep{seed}.json"
-        run("bench/sweep.py", "--dataset", "digits", "--classes", "3", "--seed", seed, "--grid", "noise_steps=2,4",
-            "--grid", "repair_epochs=1", "--out", str(out), cache=cache)  # fmt: skip
+        run(
+            "bench/sweep.py",
+            "--dataset",
+            "digits",
+            "--classes",
+            "3",
+            "--seed",
+            seed,
+            "--grid",
+            "noise_steps=2,4",
+            "--grid",
+            "repair_epochs=1",
+            "--out",
+            str(out),
+            cache=cache,
+        )
         s = json.loads(out.read_text())
         assert (s["seed"], s["model_seed"]) == (int(seed), 0) and len(s["rows"]) == 2
         assert [r["config"]["noise_steps"] for r in s["rows"]] == [2, 4]
@@ -89,8 +132,16 @@ def test_sweep_varies_the_unlearning_seed_on_one_original(tmp_path):
 
 def test_cifar100_script_says_what_is_missing_and_runs_nothing(tmp_path):
     offline = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}  # no download attempt
-    out = run("bench/cifar100.py", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "c100.json"),
-              cache=tmp_path / "cache", env=offline, check=False)  # fmt: skip
+    out = run(
+        "bench/cifar100.py",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--out",
+        str(tmp_path / "c100.json"),
+        cache=tmp_path / "cache",
+        env=offline,
+        check=False,
+    )
     assert out.returncode == 1
     assert out.stderr.startswith("error: cifar100 is not in") and "cifar-100-python.tar.gz" in out.stderr
     assert not (tmp_path / "c100.json").exists() and not (tmp_path / "cache").exists()

@@ -4,7 +4,8 @@ after the other on the one device); the first then inspects its result and expor
 report. Screenshots go to $UNSIR_E2E_SHOTS (default: the test's temporary directory).
 
 Skipped when the ``playwright`` package or a Chromium binary is missing (Debian:
-``apt-get install -y chromium``; the browser is never downloaded by Playwright).
+``apt-get install -y chromium``; the browser is never downloaded by Playwright), except where
+``UNSIR_REQUIRE_BROWSER=1`` (CI sets it): there a missing browser fails the run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import pytest
 from bench.dashboard import LAUNCH_ARGS, chromium, serve
 
 CHROMIUM = chromium()
+if os.environ.get("UNSIR_REQUIRE_BROWSER") == "1":  # CI: a browser test that does not run is a failure
+    import playwright.sync_api  # noqa: F401
+
+    assert CHROMIUM is not None, "UNSIR_REQUIRE_BROWSER=1 but there is no Chromium (apt-get install -y chromium)"
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (apt-get install -y chromium)")
 JOB_TIMEOUT_MS = 600_000
@@ -90,3 +95,32 @@ def test_pick_unlearn_inspect_export_with_two_sessions_at_once(server, shots):
 
     assert report.startswith("<!doctype html>") and "Plotly" in report and "git_commit" in report
     print(f"two sessions' jobs finished {both:.1f} s after the first click")
+
+
+def test_every_page_works_when_a_fresh_server_opens_it_first(tmp_path):
+    """A deep link is the first request of a new server: Streamlit then runs the file of
+    pages/ on its own, without app.py. Each page must still show its sidebar (the settings
+    and the links to the four pages, nothing else) and its content."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from ui.layout import PAGES
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        for info in PAGES:
+            env = {"UNSIR_RUNS_DIR": str(tmp_path / "runs"), "UNSIR_CACHE_DIR": str(tmp_path / "cache")}
+            with serve(env, tmp_path / f"{Path(info.path).stem}.log") as url:
+                page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                page.goto(f"{url}/{Path(info.path).stem}")
+                page.get_by_role("heading", name=info.title, exact=True).wait_for(timeout=60_000)
+                sidebar = page.get_by_test_id("stSidebar")
+                expect(sidebar.get_by_text("Device in use")).to_be_visible()
+                expect(sidebar.get_by_text("Data set", exact=True)).to_be_visible()
+                links = sidebar.get_by_role("link")
+                expect(links).to_have_count(len(PAGES))
+                for i, other in enumerate(PAGES):
+                    expect(links.nth(i)).to_contain_text(other.title)
+                expect(page.get_by_text("What am I looking at?")).to_be_visible()
+                page.screenshot(path=tmp_path / f"deep-link-{Path(info.path).stem}.png", full_page=True)
+                page.context.close()
+        browser.close()

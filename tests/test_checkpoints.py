@@ -3,8 +3,9 @@ import pickle
 import pytest
 import torch
 
-from unsir_core.checkpoints import cache_key, load_into, read_metadata, save_checkpoint
+from unsir_core.checkpoints import load_into, read_metadata, save_checkpoint
 from unsir_core.errors import CheckpointError
+from unsir_core.model_cache import cache_key
 from unsir_core.models import create_model
 
 from .conftest import state_equal
@@ -71,3 +72,24 @@ def test_cache_key_is_stable_and_sensitive():
     spec = {"model": "resnet18", "seed": 0, "classes": [0, 1]}
     assert cache_key(spec) == cache_key(dict(reversed(list(spec.items()))))
     assert cache_key(spec) != cache_key({**spec, "seed": 1})
+
+
+def test_non_finite_weights_are_refused_at_load(tmp_path):
+    model = create_model("allcnn", 10)
+    with torch.no_grad():
+        model.classifier[0].weight[0, 0] = float("nan")
+        model.features[0][0].weight[1, 0, 0, 0] = float("inf")
+    path = save_checkpoint(model, tmp_path / "diverged.safetensors", {"model": "allcnn", "num_classes": 10})
+    torch.save(model.state_dict(), tmp_path / "diverged.pt")
+    for p in (path, tmp_path / "diverged.pt"):
+        with pytest.raises(CheckpointError, match=r"holds 2 NaN or infinite value\(s\) in 2 tensor\(s\)"):
+            load_into(create_model("allcnn", 10), p)
+
+
+def test_a_refused_pickle_is_explained_without_advice_to_unpickle_it(tmp_path):
+    torch.save({"w": torch.zeros(1), "extra": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError) as err:
+        load_into(create_model("allcnn", 10), tmp_path / "evil.pt")
+    message = str(err.value)
+    assert "not a plain state_dict of tensors" in message and "never unpickled" in message
+    assert "weights_only" not in message and "False" not in message

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from unsir_core.cli import main
-from unsir_core.data import list_datasets, load_dataset
+from unsir_core.datasets import list_datasets, load_dataset
 from unsir_core.models import list_models
 
 QUICK = ["--epochs", "1", "--noise-steps", "3", "--noise-batch", "16", "--dr-sub-per-class", "20", "--quiet"]
@@ -175,18 +175,42 @@ def test_datasets_listed(capsys):
 def test_methods_and_seeds_report_every_metric_with_spread(tmp_path, capsys):
     out = tmp_path / "cmp"
     run_cli(
-        "experiment", "--dataset", "digits", "--model", "resnet18", "--forget", "2,8", "--out", str(out),
-        "--methods", "unsir,retrain,finetune,neggrad,fisher", "--seeds", "0,1", "--set", "finetune.epochs=1",
-        "--set", "fisher.samples=64", *QUICK,
-    )  # fmt: skip
+        "experiment",
+        "--dataset",
+        "digits",
+        "--model",
+        "resnet18",
+        "--forget",
+        "2,8",
+        "--out",
+        str(out),
+        "--methods",
+        "unsir,retrain,finetune,neggrad,fisher",
+        "--seeds",
+        "0,1",
+        "--set",
+        "finetune.epochs=1",
+        "--set",
+        "fisher.samples=64",
+        *QUICK,
+    )
     m = json.loads((out / "metrics.json").read_text())
     n_forget_test = int(sum((load_dataset("digits").test.labels == c).sum() for c in (2, 8)))
     assert m["config"]["seeds"] == [0, 1] and len(m["per_seed"]) == 2 and not m["errors"]
     assert m["config"]["method_configs"]["finetune"]["epochs"] == 1
     assert set(m["models"]) == {"original", "retrained", "unsir", "finetune", "neggrad", "fisher"}
     for name, entry in m["models"].items():
-        for key in ("forget_acc", "retain_acc", "forget_acc_train", "retain_acc_train", "seconds", "relearn",
-                    "prediction_distribution", "mia", "layer_distance"):  # fmt: skip
+        for key in (
+            "forget_acc",
+            "retain_acc",
+            "forget_acc_train",
+            "retain_acc_train",
+            "seconds",
+            "relearn",
+            "prediction_distribution",
+            "mia",
+            "layer_distance",
+        ):
             assert key in entry, (name, key)
         assert "forget_acc" in entry["std"]
         assert sum(entry["prediction_distribution"]) == pytest.approx(n_forget_test)  # every forget test image
@@ -210,8 +234,23 @@ def test_a_failing_method_is_reported_and_the_rest_completes(tmp_path, capsys, m
 
     monkeypatch.setitem(registry._METHODS, "fisher", type(fisher)("fisher", out_of_memory, fisher.config, False, ""))
     out = tmp_path / "r"
-    run_cli("experiment", "--dataset", "digits", "--model", "resnet18", "--forget", "3", "--out", str(out),
-            "--methods", "unsir,fisher", "--no-retrain", "--metrics", "accuracy", *QUICK)  # fmt: skip
+    run_cli(
+        "experiment",
+        "--dataset",
+        "digits",
+        "--model",
+        "resnet18",
+        "--forget",
+        "3",
+        "--out",
+        str(out),
+        "--methods",
+        "unsir,fisher",
+        "--no-retrain",
+        "--metrics",
+        "accuracy",
+        *QUICK,
+    )
     m = json.loads((out / "metrics.json").read_text())
     assert "unsir" in m["models"] and "fisher" not in m["models"]
     assert "out of memory" in m["errors"]["fisher"]
@@ -219,19 +258,194 @@ def test_a_failing_method_is_reported_and_the_rest_completes(tmp_path, capsys, m
 
 
 def test_bad_set_and_unknown_method_exit_2(tmp_path, capsys):
-    for extra, message in ((["--set", "neggrad.speed=3"], "has no field 'speed'"),
-                           (["--methods", "unsir,magic"], "unknown method 'magic'")):  # fmt: skip
+    for extra, message in (
+        (["--set", "neggrad.speed=3"], "has no field 'speed'"),
+        (["--methods", "unsir,magic"], "unknown method 'magic'"),
+    ):
         with pytest.raises(SystemExit) as exit_info:
-            run_cli("experiment", "--dataset", "digits", "--model", "resnet18", "--forget", "3",
-                    "--out", str(tmp_path / "x"), *QUICK, *extra)  # fmt: skip
+            run_cli(
+                "experiment",
+                "--dataset",
+                "digits",
+                "--model",
+                "resnet18",
+                "--forget",
+                "3",
+                "--out",
+                str(tmp_path / "x"),
+                *QUICK,
+                *extra,
+            )
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
 def test_runs_lists_stored_runs(tmp_path, capsys):
-    run_cli("experiment", "--dataset", "digits", "--model", "allcnn", "--forget", "1", "--out", str(tmp_path / "r1"),
-            "--no-retrain", "--metrics", "accuracy", *QUICK)  # fmt: skip
+    run_cli(
+        "experiment",
+        "--dataset",
+        "digits",
+        "--model",
+        "allcnn",
+        "--forget",
+        "1",
+        "--out",
+        str(tmp_path / "r1"),
+        "--no-retrain",
+        "--metrics",
+        "accuracy",
+        *QUICK,
+    )
     capsys.readouterr()
     run_cli("runs", str(tmp_path))
     assert "r1" in capsys.readouterr().out
+
+
+# --- bad input is refused before any work, and loses nothing ---------------------------------
+
+
+def experiment(tmp_path, *extra: str) -> None:
+    cache = tmp_path / "cache"
+    run_cli(
+        "experiment",
+        "--dataset",
+        "digits",
+        "--model",
+        "resnet18",
+        "--forget",
+        "3",
+        "--cache-dir",
+        str(cache),
+        "--no-retrain",
+        "--metrics",
+        "accuracy",
+        *QUICK,
+        *extra,
+    )
+
+
+def assert_refused(tmp_path, capsys, message: str, *extra: str) -> None:
+    """Exit 2 with ``message`` on stderr and no model trained (the cache stays empty)."""
+    with pytest.raises(SystemExit) as exit_info:
+        experiment(tmp_path, *extra)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not list((tmp_path / "cache").glob("*.safetensors")), "work started before the input was checked"
+
+
+def test_out_on_a_folder_that_is_not_a_run_is_refused_and_kept(tmp_path, capsys):
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.txt").write_text("four years of work")
+    assert_refused(tmp_path, capsys, "is not a run folder", "--out", str(thesis))
+    (tmp_path / "notes.txt").write_text("a file")
+    assert_refused(tmp_path, capsys, "is a file, not a run folder", "--out", str(tmp_path / "notes.txt"))
+    assert (thesis / "thesis.txt").read_text() == "four years of work"
+    assert (tmp_path / "notes.txt").read_text() == "a file"
+
+
+def test_an_impossible_out_fails_before_the_experiment(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert_refused(tmp_path, capsys, "is a file, not a folder", "--out", str(tmp_path / "file" / "run"))
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--seed", "-1"], "seed must be an integer from 0"),
+        (["--seeds", "0,-1"], "seed must be an integer from 0"),
+        (["--model-seed", "-3"], "model seed must be"),
+        (["--epochs", "0"], "TrainConfig.epochs must be >= 1"),
+        (["--epochs", "-2"], "TrainConfig.epochs must be >= 1"),
+        (["--dr-sub-per-class", "0"], "UnsirConfig.dr_sub_per_class must be >= 1"),
+        (["--set", "finetune.lr=-1", "--methods", "unsir,finetune"], "FinetuneConfig.lr must be > 0"),
+        (["--set", "unsir.freeze_bn=maybe"], "expected true or false"),
+        (["--metrics", "relearn,magic"], "unknown metric 'magic'"),
+    ],
+)
+def test_out_of_range_options_exit_2_before_any_training(tmp_path, capsys, extra, message):
+    assert_refused(tmp_path, capsys, message, "--out", str(tmp_path / "run"), *extra)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_refuses_a_negative_seed_or_no_epochs(tmp_path, capsys):
+    for extra, message in ((["--seed", "-1"], "seed must be"), (["--epochs", "0"], "epochs must be >= 1")):
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli("train", "--dataset", "digits", "--model", "resnet18", "--cache-dir", str(tmp_path / "c"), *extra)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(
+    "word, expected",
+    [("false", False), ("False", False), ("0", False), ("no", False), ("true", True), ("YES", True), ("1", True)],
+)
+def test_boolean_options_parse_false_as_false(tmp_path, word, expected):
+    from unsir_core.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["experiment", "--dataset", "digits", "--model", "resnet18", "--forget", "3", "--out", "x", "--freeze-bn", word]
+    )
+    assert args.freeze_bn is expected
+
+
+def test_freeze_bn_false_reaches_the_run(tmp_path):
+    experiment(tmp_path, "--out", str(tmp_path / "run"), "--freeze-bn", "false")  # digits' default is true
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["config"]["unsir"]["freeze_bn"] is False
+
+
+def test_an_undecodable_image_is_named_in_a_clear_error(tmp_path, capsys):
+    from PIL import Image
+
+    for c in ("a", "b"):
+        (tmp_path / "faces" / c).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(tmp_path / "faces" / c / f"{i}.png")
+    (tmp_path / "faces" / "b" / "notes.png").write_text("not an image")
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(
+            "experiment",
+            "--dataset",
+            "imagefolder",
+            "--data-dir",
+            str(tmp_path / "faces"),
+            "--model",
+            "resnet18",
+            "--forget",
+            "a",
+            "--out",
+            str(tmp_path / "run"),
+            *QUICK,
+        )
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "faces/b/notes.png cannot be read as an image" in err and "Traceback" not in err
+
+
+def test_a_missing_cifar_data_dir_is_not_created(tmp_path, capsys, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(SystemExit):
+        run_cli(
+            "experiment",
+            "--dataset",
+            "cifar10",
+            "--model",
+            "resnet18",
+            "--forget",
+            "3",
+            "--data-dir",
+            str(tmp_path / "no" / "such" / "dir"),
+            "--out",
+            str(tmp_path / "r"),
+            *QUICK,
+        )
+    assert "cifar-10-python.tar.gz" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()

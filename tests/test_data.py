@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from unsir_core.data import ImageTensors, forbid_classes, list_datasets, load_dataset, resolve_classes
+from unsir_core.data import ImageTensors, forbid_classes, resolve_classes
+from unsir_core.datasets import list_datasets, load_dataset
 from unsir_core.errors import DataMissingError, InvalidClassesError, UnknownNameError, ZeroGlanceViolation
 
 
@@ -118,3 +119,27 @@ def test_batches_never_end_with_a_single_sample():
     assert sizes == [64, 65] and sum(sizes) == 129
     x130 = torch.zeros(130, 1, 1, 1, dtype=torch.uint8)
     assert [len(b[1]) for b in batches(x130, torch.arange(130), 64)] == [64, 64, 2]
+
+
+def test_an_undecodable_file_in_an_image_folder_is_named(tmp_path):
+    from PIL import Image
+
+    from unsir_core.errors import BadDataError
+
+    for c in ("cat", "dog"):
+        (tmp_path / "pets" / c).mkdir(parents=True)
+        Image.new("RGB", (12, 12), (200, 10, 10)).save(tmp_path / "pets" / c / "ok.png")
+    (tmp_path / "pets" / "dog" / "readme.png").write_text("a text file with an image's name")
+    (tmp_path / "pets" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    with pytest.raises(BadDataError, match=r"pets/dog/broken.jpg cannot be read as an image .*, nor can 1 more file"):
+        load_dataset("imagefolder", tmp_path / "pets", image_size=16)
+
+
+def test_a_failed_cifar_load_creates_no_folder(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("x")))
+    with pytest.raises(DataMissingError):
+        load_dataset("cifar10", tmp_path / "a" / "b")
+    assert list(tmp_path.iterdir()) == []

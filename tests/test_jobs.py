@@ -55,7 +55,7 @@ def test_progress_is_recorded_per_phase_with_an_eta():
     q.wait(job, timeout=5)
     assert list(job.phases) == ["noise", "impair"]
     assert (job.phases["noise"].done, job.phases["noise"].total) == (4, 4)
-    assert job.phase == "impair" and job.fraction == 0.5
+    assert job.phase == "impair" and job.phases[job.phase].fraction == 0.5
     assert seen["eta"] is not None and seen["eta"] >= 0
 
 

@@ -52,8 +52,15 @@ def test_zero_glance_methods_never_receive_forget_samples(digits, trained_digits
     from unsir_core import methods as registry
 
     monkeypatch.setitem(registry._METHODS, "finetune", type(method)(method.name, spy, method.config, False, ""))
-    unlearn("finetune", trained_digits_model, "resnet18", digits, (3,), CPU, method_config("finetune", "digits", "x",
-            {"epochs": 1}))  # fmt: skip
+    unlearn(
+        "finetune",
+        trained_digits_model,
+        "resnet18",
+        digits,
+        (3,),
+        CPU,
+        method_config("finetune", "digits", "x", {"epochs": 1}),
+    )
     assert seen["forget"] is None and 3 not in seen["retain_classes"]
 
 

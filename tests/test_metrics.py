@@ -14,7 +14,7 @@ from unsir_core.metrics import (
     prediction_distribution,
     relearn_time,
     split_accuracy,
-)  # fmt: skip
+)
 from unsir_core.models import create_model
 
 CPU = torch.device("cpu")
@@ -89,9 +89,14 @@ def test_output_distance_is_zero_for_the_same_model_and_bounded():
 def test_relearn_time_of_the_original_is_zero(digits, trained_digits_model):
     forget_test = digits.test.select([3])
     result = relearn_time(
-        trained_digits_model, digits.train.select([3]), digits.train.select([0, 1]), forget_test,
-        digits.normalize, CPU, threshold=0.8,
-    )  # fmt: skip
+        trained_digits_model,
+        digits.train.select([3]),
+        digits.train.select([0, 1]),
+        forget_test,
+        digits.normalize,
+        CPU,
+        threshold=0.8,
+    )
     assert result == {"steps": 0, "epochs": 0.0, "reached": True, "threshold": 0.8}
 
 
@@ -99,12 +104,26 @@ def test_relearn_time_counts_steps_until_the_threshold(digits):
     torch.manual_seed(0)
     fresh = create_model("allcnn", 10)
     result = relearn_time(
-        fresh, digits.train.select([3]), digits.train.select([0, 1]), digits.test.select([3]), digits.normalize,
-        CPU, threshold=0.5, max_steps=60, eval_every=5, batch_size=32,
-    )  # fmt: skip
+        fresh,
+        digits.train.select([3]),
+        digits.train.select([0, 1]),
+        digits.test.select([3]),
+        digits.normalize,
+        CPU,
+        threshold=0.5,
+        max_steps=60,
+        eval_every=5,
+        batch_size=32,
+    )
     assert result["reached"] and 0 < result["steps"] <= 60 and result["steps"] % 5 == 0
     capped = relearn_time(
-        fresh, digits.train.select([3]), digits.train.select([0, 1]), digits.test.select([3]), digits.normalize,
-        CPU, threshold=1.01, max_steps=10,
-    )  # fmt: skip
+        fresh,
+        digits.train.select([3]),
+        digits.train.select([0, 1]),
+        digits.test.select([3]),
+        digits.normalize,
+        CPU,
+        threshold=1.01,
+        max_steps=10,
+    )
     assert capped["steps"] == 10 and not capped["reached"]

@@ -6,9 +6,12 @@ from unsir_core.runs import atomic_run_dir, list_runs, read_run, write_json
 
 
 def _metrics(name="a"):
-    return {"config": {"dataset": "digits", "model": "resnet18", "methods": ["unsir"], "seeds": [0]},
-            "forget_classes": [3], "finished_at": f"2026-01-01T00:00:0{len(name)}",
-            "models": {"unsir": {"forget_acc": 0.0, "retain_acc": 0.9, "seconds": 1.0}}}  # fmt: skip
+    return {
+        "config": {"dataset": "digits", "model": "resnet18", "methods": ["unsir"], "seeds": [0]},
+        "forget_classes": [3],
+        "finished_at": f"2026-01-01T00:00:0{len(name)}",
+        "models": {"unsir": {"forget_acc": 0.0, "retain_acc": 0.9, "seconds": 1.0}},
+    }
 
 
 def test_a_complete_run_appears_and_a_crashed_one_does_not(tmp_path):
@@ -44,3 +47,154 @@ def test_corrupt_runs_are_skipped_with_a_warning(tmp_path):
         runs = list_runs(tmp_path)
     assert [r.path.name for r in runs] == ["ok"]
     assert list_runs(tmp_path / "missing") == []
+
+
+# --- a run folder only replaces a run folder ------------------------------------------------
+
+
+def test_a_folder_that_is_not_a_run_is_never_replaced(tmp_path):
+    from unsir_core.errors import UnsirError
+
+    thesis = tmp_path / "thesis"
+    thesis.mkdir()
+    (thesis / "thesis.txt").write_text("four years of work")
+    (tmp_path / "notes.txt").write_text("a file")
+    for target in (thesis, tmp_path / "notes.txt"):
+        with pytest.raises(UnsirError, match="not a run folder"), atomic_run_dir(target) as d:
+            write_json(d / "metrics.json", _metrics())
+    assert (thesis / "thesis.txt").read_text() == "four years of work"
+    assert (tmp_path / "notes.txt").read_text() == "a file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "thesis"]  # no leftovers
+
+
+def test_an_empty_folder_or_an_earlier_run_may_be_replaced(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for target in ("empty", "empty"):  # the second time it is a run
+        with atomic_run_dir(tmp_path / target) as d:
+            write_json(d / "metrics.json", _metrics())
+            (d / "unsir.safetensors").write_bytes(b"weights")
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["metrics.json", "unsir.safetensors"]
+
+
+def test_the_target_is_checked_before_any_work(tmp_path):
+    from unsir_core.errors import UnsirError
+    from unsir_core.runs import check_run_target
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UnsirError, match="is a file, not a folder"):
+        check_run_target(tmp_path / "file" / "run")
+    assert check_run_target(tmp_path / "new" / "deeper" / "run") == tmp_path / "new" / "deeper" / "run"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+
+
+# --- a killed write is finished or undone ---------------------------------------------------
+
+# Writes run "r" (metrics {"v": new}) over an existing one and kills itself with os._exit at
+# the named point: "assembling" (inside the block, before metrics.json), "between" (the old
+# run moved aside, the new one not yet in place) or "after" (the new run in place, the old one
+# not yet deleted).
+CHILD = r"""
+import os, sys
+from pathlib import Path
+from unsir_core.runs import atomic_run_dir, write_json
+
+out, point = Path(sys.argv[1]), sys.argv[2]
+real, renames = Path.rename, []
+
+def rename(self, target):
+    renames.append(target)
+    if point == "between" and len(renames) == 2:
+        os._exit(9)
+    result = real(self, target)
+    if point == "after" and len(renames) == 2:
+        os._exit(9)
+    return result
+
+Path.rename = rename
+with atomic_run_dir(out) as d:
+    (d / "unsir.safetensors").write_bytes(b"new weights")
+    if point == "assembling":
+        os._exit(9)
+    write_json(d / "metrics.json", dict(json_run, v="new"))
+"""
+
+
+def _killed_write(tmp_path, point: str) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = CHILD.replace("json_run", repr(_metrics()))
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r"), point], cwd=root)
+    assert done.returncode == 9
+
+
+@pytest.mark.parametrize("point, survivor", [("assembling", "old"), ("between", "new"), ("after", "new")])
+def test_a_write_killed_at_any_point_leaves_one_whole_run(tmp_path, point, survivor):
+    with atomic_run_dir(tmp_path / "r") as d:
+        write_json(d / "metrics.json", dict(_metrics(), v="old"))
+    _killed_write(tmp_path, point)
+    assert any(p.name.startswith(".r.") for p in tmp_path.iterdir())  # the kill left a hidden folder
+    [run] = list_runs(tmp_path)  # the listing finishes or undoes the write
+    assert run.path.name == "r" and read_run(run.path)["v"] == survivor
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]
+
+
+def test_a_write_in_progress_is_left_alone(tmp_path):
+    import os
+
+    busy = tmp_path / f".r.incomplete-{os.getpid()}-0123abcd"  # this process: its writer is alive
+    busy.mkdir()
+    assert list_runs(tmp_path) == [] and busy.is_dir()
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_an_unfinished_replacement_brings_back_the_earlier_run(tmp_path):
+    pid = _dead_pid()
+    old = tmp_path / f".r.old-{pid}-0123abcd"  # moved aside; the new run never got its metrics.json
+    old.mkdir()
+    write_json(old / "metrics.json", dict(_metrics(), v="old"))
+    (tmp_path / f".r.incomplete-{pid}-0123abcd").mkdir()
+    [run] = list_runs(tmp_path)
+    assert read_run(run.path)["v"] == "old" and [p.name for p in tmp_path.iterdir()] == ["r"]
+
+
+def test_temporary_checkpoints_of_killed_writers_are_removed_by_the_next_save(tmp_path):
+    import os
+
+    from unsir_core.checkpoints import save_checkpoint
+    from unsir_core.models import create_model
+
+    dead = tmp_path / f".tmp-{_dead_pid()}-0123abcd.safetensors"
+    live = tmp_path / f".tmp-{os.getpid()}-4567cdef.safetensors"
+    for path in (dead, live):
+        path.write_bytes(b"half a checkpoint")
+    save_checkpoint(create_model("allcnn", 10), tmp_path / "a.safetensors", {})
+    assert not dead.exists() and live.exists() and (tmp_path / "a.safetensors").is_file()
+
+
+# --- a malformed metrics.json is skipped, not fatal --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("finished_at", None), ("finished_at", 12), ("forget_classes", "3"), ("models", []), ("config", None)],
+)
+def test_a_run_with_a_malformed_field_is_skipped_with_a_warning(tmp_path, field, value):
+    with atomic_run_dir(tmp_path / "ok") as d:
+        write_json(d / "metrics.json", _metrics())
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "metrics.json").write_text(json.dumps({**_metrics(), field: value}))
+    with pytest.warns(UserWarning, match="skipping run bad"):
+        runs = list_runs(tmp_path)
+    assert [r.path.name for r in runs] == ["ok"]

@@ -3,15 +3,9 @@ import torch
 import torch.nn as nn
 
 from unsir_core.errors import NonFiniteLossError
-from unsir_core.train import (
-    TrainConfig,
-    augment_batch,
-    default_recipe,
-    fit,
-    predict,
-    resolve_device,
-    train_one_epoch,
-)
+from unsir_core.recipes import TrainConfig, default_recipe
+from unsir_core.runtime import resolve_device
+from unsir_core.train import augment_batch, fit, predict, train_one_epoch
 
 
 def test_official_recipe_is_the_default_for_cifar_resnet18():

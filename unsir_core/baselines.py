@@ -20,47 +20,74 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import knob
-from .data import ImageTensors, batches
-from .methods import UnlearningTask, register_method
+from .config import Knobs, knob
+from .data import batches, paired_batches
+from .methods import UnlearningTask, UnlearnResult, register_method
 from .models import create_model
-from .train import TrainConfig, fit, step_counter, train_one_epoch
-from .unsir import UnlearnResult
+from .recipes import TrainConfig, default_recipe
+from .runtime import step_counter
+from .train import fit, train_one_epoch
+
+Batch = tuple[torch.Tensor, ...]  # (normalised x, target) or (x, target, per-sample weight)
 
 
 def _copy(task: UnlearningTask) -> nn.Module:
     return copy.deepcopy(task.model).to(task.device)
 
 
-def _paired(forget: ImageTensors, retain: ImageTensors, batch_size: int, gen: torch.Generator):
-    """One pass over ``forget`` in half-batches, each joined by as many random retained samples."""
-    half = max(1, batch_size // 2)
-    r_order = torch.randperm(len(retain), generator=gen)
-    for i, (xf, yf) in enumerate(batches(forget.images, forget.labels, half, shuffle=True, generator=gen)):
-        ridx = r_order[(i * half) % len(r_order) :][:half]
-        yield xf, yf, retain.images[ridx], retain.labels[ridx]
+def _result(model: nn.Module, start: float, phase: str) -> UnlearnResult:
+    """The unlearned ``model`` with its wall time since ``start`` as the one phase ``phase``."""
+    seconds = time.perf_counter() - start
+    return UnlearnResult(model.eval(), seconds, {phase: seconds})
 
 
-def _fit_retained(
-    task: UnlearningTask, model: nn.Module, recipe: TrainConfig, start: float, phase: str, key: str
-) -> UnlearnResult:
+def _fit_retained(task: UnlearningTask, model: nn.Module, recipe: TrainConfig, start: float, phase: str, key: str):
     """Train ``model`` on the retained data with ``recipe`` (progress reported as ``phase``);
     the time, counted from ``start``, is the result's seconds and its phase ``key``."""
     fit(model, task.retain, task.normalize, recipe, task.device, seed=task.seed, progress=task.progress, phase=phase)
-    seconds = time.perf_counter() - start
-    return UnlearnResult(model.eval(), seconds, {key: seconds})
+    return _result(model, start, key)
+
+
+def _train_on_pairs(
+    task: UnlearningTask,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    cfg: PairedConfig,
+    phase: str,
+    make_batch: Callable[..., Batch],
+    start: float,
+) -> UnlearnResult:
+    """``cfg.epochs`` passes over the forget data, each batch half forget and half retained
+    samples (:func:`~unsir_core.data.paired_batches`), turned into a training batch by
+    ``make_batch(xf, yf, xr, yr, generator)``: the loop shared by the methods that read forget
+    data. ``generator`` (seeded with the task's seed) also draws the batch order."""
+    gen = torch.Generator().manual_seed(task.seed)
+    half = max(1, cfg.batch_size // 2)
+    tick = step_counter(task.progress, phase, cfg.epochs * math.ceil(len(task.forget) / half))
+    for _ in range(cfg.epochs):
+        loader = (make_batch(*pair, gen) for pair in paired_batches(task.forget, task.retain, half, gen))
+        train_one_epoch(model, loader, optimizer, task.device, on_step=tick, phase=phase)
+    return _result(model, start, phase)
 
 
 # --- retrain -------------------------------------------------------------------------------
 
 
-@register_method("retrain", TrainConfig, reads_forget=False, summary="train from scratch on the retained classes")
+@register_method(
+    "retrain",
+    TrainConfig,
+    reads_forget=False,
+    summary="train from scratch on the retained classes",
+    presets={"tuned": default_recipe},
+    gold_standard=True,
+)
 def retrain(task: UnlearningTask, cfg: TrainConfig) -> UnlearnResult:
     start = time.perf_counter()
     torch.manual_seed(task.seed)
@@ -72,97 +99,85 @@ def retrain(task: UnlearningTask, cfg: TrainConfig) -> UnlearnResult:
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
-    epochs: int = knob(2, "passes over the retained training data")
-    lr: float = knob(0.02, "SGD learning rate (momentum 0.9)")
-    batch_size: int = knob(256, "samples per step")
+class FinetuneConfig(Knobs):
+    epochs: int = knob(2, "passes over the retained training data", min=1)
+    lr: float = knob(0.02, "SGD learning rate (momentum 0.9)", above=0)
+    batch_size: int = knob(256, "samples per step", min=1)
 
 
 @register_method("finetune", FinetuneConfig, reads_forget=False, summary="fine-tune on the retained data only")
 def finetune(task: UnlearningTask, cfg: FinetuneConfig) -> UnlearnResult:
     start = time.perf_counter()
-    recipe = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer="sgd", lr=cfg.lr, weight_decay=5e-4,
-                         grad_clip_value=None, scheduler="none")  # fmt: skip
+    recipe = TrainConfig(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        optimizer="sgd",
+        lr=cfg.lr,
+        weight_decay=5e-4,
+        grad_clip_value=None,
+        scheduler="none",
+    )
     return _fit_retained(task, _copy(task), recipe, start, phase="finetune", key="finetune")
 
 
-# --- neggrad -------------------------------------------------------------------------------
+# --- methods that train on forget data mixed with retained data -----------------------------
 
 
 @dataclass(frozen=True)
-class NegGradConfig:
-    epochs: int = knob(1, "passes over the forget data")
-    lr: float = knob(0.01, "SGD learning rate (momentum 0.9)")
-    batch_size: int = knob(256, "samples per step, half forget and half retained")
-    ascent_weight: float = knob(0.2, "weight of the gradient-ascent term on forget samples")
-    ascent_cap: float = knob(10.0, "per-sample forget loss above which ascent stops (keeps it finite)")
+class PairedConfig(Knobs):
+    epochs: int = knob(1, "passes over the forget data", min=1)
+    lr: float = knob(1e-3, "learning rate", above=0)
+    batch_size: int = knob(256, "samples per step, half forget and half retained", min=1)
+
+
+@dataclass(frozen=True)
+class NegGradConfig(PairedConfig):
+    lr: float = knob(0.01, "SGD learning rate (momentum 0.9)", above=0)
+    ascent_weight: float = knob(0.2, "weight of the gradient-ascent term on forget samples", min=0)
+    ascent_cap: float = knob(10.0, "per-sample forget loss above which ascent stops (keeps it finite)", above=0)
 
 
 @register_method("neggrad", NegGradConfig, reads_forget=True, summary="gradient ascent on forget, descent on retain")
 def neggrad(task: UnlearningTask, cfg: NegGradConfig) -> UnlearnResult:
     start = time.perf_counter()
     model = _copy(task)
+
+    def batch(xf, yf, xr, yr, gen) -> Batch:
+        with torch.no_grad():  # samples already past the cap get weight 0: no further ascent
+            model.eval()
+            capped = F.cross_entropy(model(task.normalize(xf.to(task.device))), yf.to(task.device), reduction="none")
+            model.train()
+        w_forget = torch.where(capped.cpu() < cfg.ascent_cap, -cfg.ascent_weight, 0.0)
+        return task.normalize(torch.cat([xf, xr])), torch.cat([yf, yr]), torch.cat([w_forget, torch.ones(len(yr))])
+
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
-    gen = torch.Generator().manual_seed(task.seed)
-    total = cfg.epochs * math.ceil(len(task.forget) / max(1, cfg.batch_size // 2))
-    tick = step_counter(task.progress, "neggrad", total)
-
-    def loader():
-        for xf, yf, xr, yr in _paired(task.forget, task.retain, cfg.batch_size, gen):
-            with torch.no_grad():  # samples already past the cap get weight 0: no further ascent
-                model.eval()
-                capped = F.cross_entropy(
-                    model(task.normalize(xf.to(task.device))), yf.to(task.device), reduction="none"
-                )
-                model.train()
-            w_forget = torch.where(capped.cpu() < cfg.ascent_cap, -cfg.ascent_weight, 0.0)
-            weight = torch.cat([w_forget, torch.ones(len(yr))])
-            yield task.normalize(torch.cat([xf, xr])), torch.cat([yf, yr]), weight
-
-    for _ in range(cfg.epochs):
-        train_one_epoch(model, loader(), optimizer, task.device, on_step=tick, phase="neggrad")
-    return UnlearnResult(model.eval(), time.perf_counter() - start, {"neggrad": time.perf_counter() - start})
-
-
-# --- amnesiac ------------------------------------------------------------------------------
+    return _train_on_pairs(task, model, optimizer, cfg, "neggrad", batch, start)
 
 
 @dataclass(frozen=True)
-class AmnesiacConfig:
-    epochs: int = knob(1, "passes over the forget data")
-    lr: float = knob(1e-3, "Adam learning rate")
-    batch_size: int = knob(256, "samples per step, half relabelled forget and half retained")
+class AmnesiacConfig(PairedConfig):
+    lr: float = knob(1e-3, "Adam learning rate", above=0)
+    batch_size: int = knob(256, "samples per step, half relabelled forget and half retained", min=1)
 
 
 @register_method("amnesiac", AmnesiacConfig, reads_forget=True, summary="train on forget data with random wrong labels")
 def amnesiac(task: UnlearningTask, cfg: AmnesiacConfig) -> UnlearnResult:
     start = time.perf_counter()
     model = _copy(task)
+
+    def batch(xf, yf, xr, yr, gen) -> Batch:
+        # a random label among the other classes: shift by 1..K-1 modulo K
+        wrong = (yf + torch.randint(1, task.num_classes, yf.shape, generator=gen)) % task.num_classes
+        return task.normalize(torch.cat([xf, xr])), torch.cat([wrong, yr])
+
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(task.seed)
-    total = cfg.epochs * math.ceil(len(task.forget) / max(1, cfg.batch_size // 2))
-    tick = step_counter(task.progress, "amnesiac", total)
-
-    def loader():
-        for xf, yf, xr, yr in _paired(task.forget, task.retain, cfg.batch_size, gen):
-            # a random label among the other classes: shift by 1..K-1 modulo K
-            wrong = (yf + torch.randint(1, task.num_classes, yf.shape, generator=gen)) % task.num_classes
-            yield task.normalize(torch.cat([xf, xr])), torch.cat([wrong, yr])
-
-    for _ in range(cfg.epochs):
-        train_one_epoch(model, loader(), optimizer, task.device, on_step=tick, phase="amnesiac")
-    return UnlearnResult(model.eval(), time.perf_counter() - start, {"amnesiac": time.perf_counter() - start})
-
-
-# --- bad teacher ---------------------------------------------------------------------------
+    return _train_on_pairs(task, model, optimizer, cfg, "amnesiac", batch, start)
 
 
 @dataclass(frozen=True)
-class BadTeacherConfig:
-    epochs: int = knob(1, "passes over the forget data")
-    lr: float = knob(1e-4, "Adam learning rate")
-    batch_size: int = knob(256, "samples per step, half forget and half retained")
-    temperature: float = knob(1.0, "softmax temperature of both teachers")
+class BadTeacherConfig(PairedConfig):
+    lr: float = knob(1e-4, "Adam learning rate", above=0)
+    temperature: float = knob(1.0, "softmax temperature of both teachers", above=0)
 
 
 @register_method("bad_teacher", BadTeacherConfig, reads_forget=True, summary="distil from a good and a bad teacher")
@@ -171,32 +186,26 @@ def bad_teacher(task: UnlearningTask, cfg: BadTeacherConfig) -> UnlearnResult:
     student, good = _copy(task), _copy(task).eval()
     torch.manual_seed(task.seed)
     bad = create_model(task.model_name, task.num_classes, image_size=task.retain.image_shape[-1]).to(task.device).eval()
+
+    def batch(xf, yf, xr, yr, gen) -> Batch:
+        xf, xr = task.normalize(xf.to(task.device)), task.normalize(xr.to(task.device))
+        with torch.no_grad():
+            soft = torch.cat([F.softmax(bad(xf) / cfg.temperature, 1), F.softmax(good(xr) / cfg.temperature, 1)])
+        return torch.cat([xf, xr]), soft
+
     optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(task.seed)
-    total = cfg.epochs * math.ceil(len(task.forget) / max(1, cfg.batch_size // 2))
-    tick = step_counter(task.progress, "bad_teacher", total)
-
-    def loader():
-        for xf, _, xr, _ in _paired(task.forget, task.retain, cfg.batch_size, gen):
-            xf, xr = task.normalize(xf.to(task.device)), task.normalize(xr.to(task.device))
-            with torch.no_grad():
-                soft = torch.cat([F.softmax(bad(xf) / cfg.temperature, 1), F.softmax(good(xr) / cfg.temperature, 1)])
-            yield torch.cat([xf, xr]), soft
-
-    for _ in range(cfg.epochs):
-        train_one_epoch(student, loader(), optimizer, task.device, on_step=tick, phase="bad_teacher")
-    return UnlearnResult(student.eval(), time.perf_counter() - start, {"bad_teacher": time.perf_counter() - start})
+    return _train_on_pairs(task, student, optimizer, cfg, "bad_teacher", batch, start)
 
 
 # --- Fisher forgetting ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class FisherConfig:
-    samples: int = knob(1000, "retained training samples used to estimate the diagonal Fisher")
-    alpha: float = knob(1e-6, "noise scale: variance = alpha / Fisher (clamped)")
-    max_variance: float = knob(1e3, "upper clamp of 1 / Fisher before scaling")
-    chunk: int = knob(32, "samples per vectorised per-sample-gradient pass (memory vs speed)")
+class FisherConfig(Knobs):
+    samples: int = knob(1000, "retained training samples used to estimate the diagonal Fisher", min=1)
+    alpha: float = knob(1e-6, "noise scale: variance = alpha / Fisher (clamped)", min=0)
+    max_variance: float = knob(1e3, "upper clamp of 1 / Fisher before scaling", above=0)
+    chunk: int = knob(32, "samples per vectorised per-sample-gradient pass (memory vs speed)", min=1)
 
 
 @register_method(
@@ -247,4 +256,4 @@ def fisher(task: UnlearningTask, cfg: FisherConfig) -> UnlearnResult:
             if is_head or p.ndim == 1:
                 var = var * 10
             p.copy_(mu + var.sqrt() * torch.randn(p.shape, generator=gen).to(p.device))
-    return UnlearnResult(model.eval(), time.perf_counter() - start, {"fisher": time.perf_counter() - start})
+    return _result(model, start, "fisher")

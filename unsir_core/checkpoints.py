@@ -1,22 +1,18 @@
-"""Checkpoints in safetensors, and the cache of trained models.
+"""Checkpoint files: safetensors written atomically, read back and checked before use.
 
 A checkpoint is a safetensors file of the model's state_dict whose header carries the
 metadata needed to rebuild and check it (architecture, class count, image size, what it was
 trained on and how). Plain PyTorch state_dicts (.pt / .pth) are read with
-``torch.load(weights_only=True)``: never arbitrary pickle.
-
-Trained models are cached under a key made of everything that determines them (data set,
-model, recipe, seed and the classes trained on), so a second experiment reuses them.
-Writes go to a temporary file that is renamed into place: a crash never leaves a partial
-checkpoint under a cache key.
+``torch.load(weights_only=True)``: never arbitrary pickle. A checkpoint is used only when it
+fits the model exactly and every weight is finite. Writes go to a temporary file that is
+renamed into place (``files.atomic_file``): a crash never leaves a partial checkpoint.
+The cache of trained models built on these files is ``model_cache.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
+import re
 from pathlib import Path
 
 import torch
@@ -25,37 +21,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from .errors import CheckpointError
-
-
-def default_cache_dir() -> Path:
-    """``$UNSIR_CACHE_DIR``, else ``$XDG_CACHE_HOME/unsir/checkpoints`` (``~/.cache/...``)."""
-    if os.environ.get("UNSIR_CACHE_DIR"):
-        return Path(os.environ["UNSIR_CACHE_DIR"]).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser()
-    return cache / "unsir" / "checkpoints"
-
-
-def cache_key(spec: dict) -> str:
-    """A short stable hash of a JSON-able spec."""
-    blob = json.dumps(spec, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+from .files import atomic_file
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, metadata: dict) -> Path:
     """Write ``model``'s state_dict and ``metadata`` (JSON-able) atomically to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"unsir": json.dumps(metadata, default=str)})
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is as readable as any file
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with atomic_file(path) as tmp:
+        save_file(state, str(tmp), metadata={"unsir": json.dumps(metadata, default=str)})
+    return Path(path)
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -83,12 +57,34 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
     except (SafetensorError, OSError, RuntimeError, ValueError, EOFError) as err:
         raise CheckpointError(f"{path} is corrupt or not a checkpoint: {err}") from err
     except Exception as err:  # weights_only refuses pickled objects with UnpicklingError
-        raise CheckpointError(f"{path} is not a plain state_dict (refused to unpickle it): {err}") from err
+        raise CheckpointError(
+            f"{path} is not a plain state_dict of tensors: it holds Python objects{_refused_global(err)}, "
+            "which are never unpickled. Save the model with torch.save(model.state_dict(), ...) or as safetensors"
+        ) from err
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a common wrapping
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path} does not hold a state_dict of tensors")
     return state
+
+
+def _refused_global(err: Exception) -> str:
+    """The object torch's weights-only unpickler refused, without its advice to unpickle
+    anyway (which would run whatever code the file holds)."""
+    found = re.search(r"Unsupported (?:global: GLOBAL [\w.]+|operand \d+)", str(err))
+    return f" ({found[0].lower()})" if found else ""
+
+
+def check_finite(state: dict[str, torch.Tensor], path: str | Path) -> None:
+    """Refuse a state_dict with a NaN or infinite weight: every later step would fail on it
+    with a message about something else (a loss, a learning rate)."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        count = sum(int((~torch.isfinite(state[k])).sum()) for k in bad)
+        raise CheckpointError(
+            f"checkpoint {path} holds {count} NaN or infinite value(s) in {len(bad)} tensor(s) (e.g. {bad[0]}): "
+            "the model it was saved from had diverged; it cannot be used"
+        )
 
 
 def load_into(model: nn.Module, path: str | Path, expect: dict | None = None) -> nn.Module:
@@ -121,5 +117,6 @@ def load_into(model: nn.Module, path: str | Path, expect: dict | None = None) ->
             f"checkpoint {path} does not fit {type(model).__name__} with {expect or 'this'} configuration: "
             + "; ".join(parts)
         )
+    check_finite(state, path)
     model.load_state_dict(state)
     return model

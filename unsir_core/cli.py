@@ -9,48 +9,28 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
-from .checkpoints import default_cache_dir
-from .config import knobs
-from .data import list_datasets, load_dataset, resolve_classes, retained_classes
-from .errors import UnsirError
-from .experiment import ExperimentConfig, dataset_options, run_experiment, trained_model, write_results
-from .methods import get_method, list_methods, method_knobs
+from .config import knobs, parse_value, typed_value
+from .console import TqdmProgress, format_table
+from .data import resolve_classes, retained_classes
+from .datasets import list_datasets, load_dataset
+from .errors import InvalidConfigError, UnsirError
+from .evaluation import list_metrics
+from .experiment import ExperimentConfig, run_experiment
+from .methods import get_method, list_methods, method_config
+from .model_cache import trained_model
 from .models import list_models
-from .runs import list_runs
-from .train import RECIPES, default_recipe, resolve_device
-from .unsir import UnsirConfig, default_unsir
+from .paths import default_cache_dir
+from .recipes import RECIPES, default_recipe
+from .runs import check_run_target, list_runs, write_run
+from .runtime import check_seed, resolve_device
+from .unsir import UnsirConfig
 
 _RENAMED = {"batch_size": "unsir_batch_size"}  # avoid a clash with training's batch size
-
-
-class TqdmProgress:
-    """A ``ProgressFn`` that shows one tqdm bar per phase (on stderr)."""
-
-    def __init__(self, disable: bool = False):
-        self.disable = disable
-        self.bar: tqdm | None = None
-        self.phase = ""
-
-    def __call__(self, phase: str, done: int, total: int) -> None:
-        if self.bar is None or phase != self.phase or done < self.bar.n or total != self.bar.total:
-            self.close()
-            self.bar = tqdm(
-                total=total, desc=f"{phase:>8}", unit="step", leave=True, disable=self.disable, file=sys.stderr
-            )
-            self.phase = phase
-        self.bar.update(done - self.bar.n)
-        if done >= total:
-            self.close()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -84,6 +64,19 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _arg_type(kind: type) -> Callable[[str], object]:
+    """An argparse ``type`` that parses like ``--set`` does (``false`` is False for a bool)."""
+
+    def convert(text: str) -> object:
+        try:
+            return parse_value(kind, text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    convert.__name__ = kind.__name__  # argparse names the type in its error message
+    return convert
+
+
 def _add_unsir(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("UNSIR hyper-parameters (override the preset)")
     g.add_argument(
@@ -96,7 +89,7 @@ def _add_unsir(p: argparse.ArgumentParser) -> None:
     for name, default, help_text in knobs(UnsirConfig):
         flag = "--" + _RENAMED.get(name, name).replace("_", "-")
         g.add_argument(
-            flag, dest=name, type=type(default), default=None, help=f"{help_text} (CIFAR default: {default})"
+            flag, dest=name, type=_arg_type(type(default)), default=None, help=f"{help_text} (CIFAR default: {default})"
         )
 
 
@@ -128,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         default=",".join(ExperimentConfig.metrics),
         help="metrics beyond accuracy, comma-separated, or 'accuracy' for accuracy only "
-        f"(default {','.join(ExperimentConfig.metrics)})",
+        f"(default {','.join(ExperimentConfig.metrics)}; any of {', '.join(list_metrics())})",
     )
     exp.add_argument(
         "--set",
@@ -163,8 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _unsir_config(args: argparse.Namespace) -> UnsirConfig:
     overrides = {name: getattr(args, name) for name, _, _ in knobs(UnsirConfig) if getattr(args, name) is not None}
-    base = UnsirConfig.official() if args.preset == "official" else default_unsir(args.dataset, args.model)
-    return replace(base, **overrides)
+    return method_config("unsir", args.dataset, args.model, overrides, preset=args.preset)
 
 
 def _train_config(args: argparse.Namespace):
@@ -179,15 +171,11 @@ def _parse_sets(items: list[str]) -> tuple[tuple[str, str, object], ...]:
         key, sep, raw = item.partition("=")
         method, dot, name = key.partition(".")
         if not sep or not dot:
-            raise UnsirError(f"--set {item!r}: expected METHOD.FIELD=VALUE, e.g. neggrad.lr=0.005")
-        fields = {f: d for f, d, _ in method_knobs(method)}
-        if name not in fields:
-            raise UnsirError(f"--set {item!r}: {method} has no field {name!r}; fields: {', '.join(fields)}")
-        kind = type(fields[name]) if fields[name] is not None else float
+            raise InvalidConfigError(f"--set {item!r}: expected METHOD.FIELD=VALUE, e.g. neggrad.lr=0.005")
         try:
-            value = (raw.lower() in ("1", "true", "yes")) if kind is bool else kind(raw)
-        except ValueError as err:
-            raise UnsirError(f"--set {item!r}: {err}") from err
+            value = typed_value(get_method(method).config, name, raw)
+        except InvalidConfigError as err:
+            raise InvalidConfigError(f"--set {item!r}: {method} {err}") from None
         out.append((method, name, value))
     return tuple(out)
 
@@ -200,49 +188,39 @@ def _int_list(text: str, flag: str) -> tuple[int, ...]:
 
 
 def cmd_experiment(args: argparse.Namespace) -> None:
-    cfg = ExperimentConfig(
-        dataset=args.dataset, model=args.model, forget=tuple(args.forget.split(",")), seed=args.seed,
-        seeds=_int_list(args.seeds, "--seeds") if args.seeds else None, model_seed=args.model_seed,
-        device=args.device, data_dir=args.data_dir,
-        cache_dir=args.cache_dir, image_size=args.image_size, train=_train_config(args), unsir=_unsir_config(args),
-        retrain=not args.no_retrain, methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
+    cfg = ExperimentConfig(  # checks every seed, name and hyper-parameter before any work
+        dataset=args.dataset,
+        model=args.model,
+        forget=tuple(args.forget.split(",")),
+        seed=args.seed,
+        seeds=_int_list(args.seeds, "--seeds") if args.seeds else None,
+        model_seed=args.model_seed,
+        device=args.device,
+        data_dir=args.data_dir,
+        cache_dir=args.cache_dir,
+        image_size=args.image_size,
+        train=_train_config(args),
+        method_configs={"unsir": _unsir_config(args)},
+        retrain=not args.no_retrain,
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
         method_overrides=_parse_sets(args.set),
         metrics=() if args.metrics == "accuracy" else tuple(m for m in args.metrics.split(",") if m != "accuracy"),
-    )  # fmt: skip
+    )
+    check_run_target(args.out)  # a folder that cannot take the run fails now, not after the experiment
     progress = TqdmProgress(disable=args.quiet)
     metrics, models = run_experiment(cfg, progress=progress)
     progress.close()
-    path = write_results(args.out, metrics, models)
+    path = write_run(args.out, metrics, models)
     print(format_table(metrics))
     for name, message in metrics["errors"].items():
         print(f"warning: {name} failed: {message}", file=sys.stderr)
     print(f"wrote {path}")
 
 
-def format_table(metrics: dict) -> str:
-    """The headline numbers of a run as a text table (mean +- std over seeds)."""
-
-    def cell(m: dict, key: str, fmt: str) -> str:
-        value = m.get(key)
-        if value is None:
-            return "-"
-        std = m.get("std", {}).get(key, 0.0)
-        return format(value, fmt) + (f"+-{std:{fmt}}" if len(metrics["per_seed"]) > 1 else "")
-
-    lines = [f"{'model':<12} {'forget_acc':>14} {'retain_acc':>14} {'seconds':>12} {'MIA':>6} {'relearn':>8}"]
-    for name, m in metrics["models"].items():
-        mia = m.get("mia", {}).get("member_rate")
-        relearn = m.get("relearn", {}).get("steps")
-        lines.append(
-            f"{name:<12} {cell(m, 'forget_acc', '.4f'):>14} {cell(m, 'retain_acc', '.4f'):>14} "
-            f"{cell(m, 'seconds', '.1f'):>12} {'-' if mia is None else f'{mia:.3f}':>6} "
-            f"{'-' if relearn is None else f'{relearn:.0f}':>8}"
-        )
-    return "\n".join(lines)
-
-
 def cmd_train(args: argparse.Namespace) -> None:
-    data = load_dataset(args.dataset, args.data_dir, **dataset_options(args.dataset, args.image_size))
+    check_seed(args.seed)
+    recipe = _train_config(args)
+    data = load_dataset(args.dataset, args.data_dir, image_size=args.image_size)
     classes = range(data.num_classes)
     if args.forget:
         classes = retained_classes(resolve_classes(args.forget, data.classes), data.num_classes)
@@ -251,7 +229,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     _, meta = trained_model(
         data,
         args.model,
-        _train_config(args),
+        recipe,
         classes,
         resolve_device(args.device),
         seed=args.seed,
@@ -280,21 +258,29 @@ def cmd_list(args: argparse.Namespace) -> None:
     print("methods:")
     for name in list_methods():
         m = get_method(name)
-        print(f"  {name:<12} {'reads forget data' if m.reads_forget else 'zero-glance':<18} {m.summary}")
+        kind = "gold standard" if m.gold_standard else "reads forget data" if m.reads_forget else "zero-glance"
+        print(f"  {name:<12} {kind:<18} {m.summary}")
+    print("metrics beyond accuracy:", ", ".join(list_metrics()))
     print("recipes (data set, model):")
     for (dataset, model), recipe in RECIPES.items():
         print(f"  {dataset:>8} {model:<12} {recipe}")
 
 
 def cmd_runs(args: argparse.Namespace) -> None:
-    rows = list_runs(args.root)
+    with warnings.catch_warnings(record=True) as skipped:
+        warnings.simplefilter("always")
+        rows = list_runs(args.root)
+    for w in skipped:
+        print(f"warning: {w.message}", file=sys.stderr)
     if not rows:
         print(f"no runs under {args.root}")
     for r in rows:
         unsir = r.headline.get("unsir", {})
         figures = f"unsir forget {unsir['forget_acc']:.3f} retain {unsir['retain_acc']:.3f}" if unsir else ""
-        print(f"{r.finished_at:<25} {r.path.name:<30} {r.dataset}/{r.model} forget={r.forget_classes} "
-              f"methods={','.join(r.methods)} seeds={r.seeds} {figures}")  # fmt: skip
+        print(
+            f"{r.finished_at:<25} {r.path.name:<30} {r.dataset}/{r.model} forget={r.forget_classes} "
+            f"methods={','.join(r.methods)} seeds={r.seeds} {figures}"
+        )
 
 
 COMMANDS = {"experiment": cmd_experiment, "train": cmd_train, "list": cmd_list, "runs": cmd_runs}

@@ -1,35 +1,22 @@
-"""Data sets as in-memory image tensors, the forget/retain split, and the zero-glance guard.
+"""A data set in memory, the forget/retain split, batching, and the zero-glance guard.
 
-Every data set is loaded once into uint8 tensors of shape (N, 3, H, W) with int64 labels.
-Training, unlearning and evaluation then slice and normalise batches on the fly, which is far
-faster on a CPU than a DataLoader that decodes PIL images one at a time, and it gives one
-place where access to forget-class samples can be policed (:func:`forbid_classes`).
-
-Registered data sets (:func:`list_datasets`):
-
-- ``digits``: the 8x8 handwritten digits that ship inside scikit-learn (no download),
-  upsampled to 32x32 RGB; a fixed stratified 80/20 train/test split.
-- ``cifar10`` / ``cifar100``: torchvision's CIFAR under the data directory; downloaded when
-  online, otherwise the official archive must be put there.
-- ``imagefolder``: any folder of class sub-folders (e.g. a face set such as VGGFace-100),
-  resized to ``image_size``; uses ``train/`` and ``test/`` sub-folders when present, else a
-  seeded stratified split.
+Every data set is loaded once (``datasets.py``) into uint8 tensors of shape (N, 3, H, W) with
+int64 labels. Training, unlearning and evaluation then slice and normalise batches on the fly,
+which is far faster on a CPU than a DataLoader that decodes PIL images one at a time, and it
+gives one place where access to forget-class samples can be policed (:func:`forbid_classes`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .errors import DataMissingError, InvalidClassesError, UnknownNameError, ZeroGlanceViolation
+from .errors import InvalidClassesError, ZeroGlanceViolation
 
 # --------------------------------------------------------------------------------------------
 # Zero-glance guard
@@ -202,154 +189,13 @@ def batches(
         yield (transform(x) if transform else x), labels[idx]
 
 
-# --------------------------------------------------------------------------------------------
-# Registry
-# --------------------------------------------------------------------------------------------
-
-_LOADERS: dict[str, Callable[..., DataBundle]] = {}
-
-
-def register_dataset(name: str):
-    def wrap(fn: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
-        _LOADERS[name] = fn
-        return fn
-
-    return wrap
-
-
-def list_datasets() -> list[str]:
-    return sorted(_LOADERS)
-
-
-def default_data_dir() -> Path:
-    """``$UNSIR_DATA_DIR``, else ``$XDG_CACHE_HOME/unsir/data`` (``~/.cache/unsir/data``)."""
-    if os.environ.get("UNSIR_DATA_DIR"):
-        return Path(os.environ["UNSIR_DATA_DIR"]).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser()
-    return cache / "unsir" / "data"
-
-
-def load_dataset(name: str, data_dir: str | Path | None = None, **options) -> DataBundle:
-    """Load a registered data set. ``data_dir`` defaults to :func:`default_data_dir`;
-    ``imagefolder`` reads its images from ``data_dir`` and takes ``image_size``."""
-    if name not in _LOADERS:
-        raise UnknownNameError(f"unknown data set {name!r}; choose one of: {', '.join(list_datasets())}")
-    root = Path(data_dir).expanduser() if data_dir else default_data_dir()
-    return _LOADERS[name](root, **options)
-
-
-def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, C, h, w) -> uint8 (N, C, size, size), bilinear."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False)
-    return out.round_().clamp_(0, 255).to(torch.uint8)
-
-
-def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    train, test = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        k = max(1, int(round(len(idx) * test_fraction)))
-        test.append(idx[:k])
-        train.append(idx[k:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
-
-
-def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    x = images.float().div(255.0)
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
-    return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
-
-
-@register_dataset("digits")
-def _load_digits(root: Path, image_size: int = 32) -> DataBundle:
-    from sklearn.datasets import load_digits
-
-    raw = load_digits()
-    x = torch.from_numpy(raw.images / 16.0 * 255.0).round().to(torch.uint8)  # (1797, 8, 8)
-    x = _resize(x.unsqueeze(1), image_size).expand(-1, 3, -1, -1).contiguous()  # (N, 3, S, S)
-    y = torch.from_numpy(raw.target.astype(np.int64))
-    tr, te = _stratified_split(raw.target, test_fraction=0.2, seed=0)  # fixed, not the run's seed
-    train = ImageTensors(x[tr], y[tr])
-    mean, std = _channel_stats(train.images)
-    return DataBundle("digits", train, ImageTensors(x[te], y[te]), [str(i) for i in range(10)], mean, std)
-
-
-_CIFAR = {
-    # name: (torchvision class name, archive file, mean, std)
-    "cifar10": ("CIFAR10", "cifar-10-python.tar.gz", (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
-    "cifar100": ("CIFAR100", "cifar-100-python.tar.gz", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-}
-
-
-def _load_cifar(name: str, root: Path) -> DataBundle:
-    import torchvision.datasets as tvd
-
-    cls_name, archive, mean, std = _CIFAR[name]
-    cls = getattr(tvd, cls_name)
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        # download=True extracts a local archive after checking its md5, and only downloads
-        # when the archive is missing.
-        splits = [cls(str(root), train=t, download=True) for t in (True, False)]
-    except (OSError, RuntimeError) as err:  # URLError is an OSError
-        raise DataMissingError(
-            f"{name} is not in {root} and could not be downloaded ({err}). Put the official "
-            f"archive {archive} into {root} (or pass --data-dir / set UNSIR_DATA_DIR to the "
-            "folder that holds it) and run again."
-        ) from err
-
-    def to_tensors(ds) -> ImageTensors:
-        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
-        return ImageTensors(images, torch.as_tensor(ds.targets, dtype=torch.int64))
-
-    train, test = (to_tensors(s) for s in splits)
-    return DataBundle(name, train, test, list(splits[0].classes), mean, std)
-
-
-@register_dataset("cifar10")
-def _load_cifar10(root: Path) -> DataBundle:
-    return _load_cifar("cifar10", root)
-
-
-@register_dataset("cifar100")
-def _load_cifar100(root: Path) -> DataBundle:
-    return _load_cifar("cifar100", root)
-
-
-@register_dataset("imagefolder")
-def _load_imagefolder(root: Path, image_size: int = 32, test_fraction: float = 0.2) -> DataBundle:
-    """``root`` holds class sub-folders, or ``train/`` and ``test/`` that each do."""
-    import torchvision.datasets as tvd
-    import torchvision.transforms.v2 as T
-
-    if not root.is_dir():
-        raise DataMissingError(
-            f"image folder {root} does not exist; pass --data-dir with a folder of class sub-folders"
-        )
-    transform = T.Compose([T.Resize((image_size, image_size)), T.PILToTensor()])
-
-    def read(folder: Path):
-        try:
-            ds = tvd.ImageFolder(str(folder), transform=transform)
-        except (FileNotFoundError, RuntimeError) as err:
-            raise DataMissingError(f"no usable images in {folder}: {err}") from err
-        images = torch.stack([ds[i][0][:3].expand(3, -1, -1) for i in range(len(ds))])
-        return images.contiguous(), torch.as_tensor(ds.targets, dtype=torch.int64), ds.classes
-
-    if (root / "train").is_dir() and (root / "test").is_dir():
-        (x_tr, y_tr, classes), (x_te, y_te, test_classes) = read(root / "train"), read(root / "test")
-        if test_classes != classes:
-            raise DataMissingError(f"{root}/train and {root}/test have different class folders")
-        train, test = ImageTensors(x_tr, y_tr), ImageTensors(x_te, y_te)
-    else:
-        x, y, classes = read(root)
-        tr, te = _stratified_split(y.numpy(), test_fraction, seed=0)
-        train, test = ImageTensors(x[tr], y[tr]), ImageTensors(x[te], y[te])
-    if len(classes) < 2:
-        raise DataMissingError(f"{root} has {len(classes)} class folder(s); unlearning needs at least 2")
-    mean, std = _channel_stats(train.images)
-    return DataBundle(f"imagefolder:{root.name}", train, test, list(classes), mean, std)
+def paired_batches(
+    forget: ImageTensors, retain: ImageTensors, per_side: int, generator: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """One shuffled pass over ``forget`` in batches of ``per_side``, each joined by as many
+    retained samples (a fresh random order of ``retain``, cycled): ``(xf, yf, xr, yr)``.
+    Serves the baselines that train on forget data and the relearn-time metric."""
+    r_order = torch.randperm(len(retain), generator=generator)
+    for i, (xf, yf) in enumerate(batches(forget.images, forget.labels, per_side, shuffle=True, generator=generator)):
+        ridx = r_order[(i * per_side) % len(r_order) :][:per_side]
+        yield xf, yf, retain.images[ridx], retain.labels[ridx]

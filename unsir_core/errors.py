@@ -21,8 +21,16 @@ class InvalidClassesError(UnsirError, ValueError):
     """Forget classes that are empty, out of range, repeated, or cover every class."""
 
 
+class InvalidConfigError(UnsirError, ValueError):
+    """A hyper-parameter, seed or option out of its range or of the wrong type."""
+
+
 class DataMissingError(UnsirError, FileNotFoundError):
     """A data set that is neither on disk nor downloadable."""
+
+
+class BadDataError(UnsirError, ValueError):
+    """Data on disk that cannot be read, such as a file that does not decode as an image."""
 
 
 class CheckpointError(UnsirError):

@@ -1,10 +1,11 @@
 """GradCAM heatmaps (via the grad-cam package) for every registered architecture.
 
 At CIFAR's 32x32 input the last stage of an ImageNet-style network is 1x1, where GradCAM can
-only paint a uniform square. So each architecture lists candidate layers from deep to shallow
-and :func:`target_layer` picks the deepest one whose feature map is at least
-``min_side`` x ``min_side`` at the model's input size. The ViT's token sequence is reshaped to
-a (B, C, h, w) grid, dropping the class token.
+only paint a uniform square. So each architecture registers candidate layers from deep to
+shallow with itself (``models.register_model(..., cam_layers=...)``) and :func:`target_layer`
+picks the deepest one whose feature map is at least ``min_side`` x ``min_side`` at the model's
+input size. A transformer registers how its tokens become a (B, C, h, w) grid instead
+(``cam_reshape``) and uses its one candidate.
 """
 
 from __future__ import annotations
@@ -15,37 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import UnknownNameError
-
-ReshapeFn = Callable[[torch.Tensor], torch.Tensor]
-
-# Candidate target layers per architecture, deepest first.
-CANDIDATES: dict[str, Callable[[nn.Module], list[nn.Module]]] = {
-    "resnet18": lambda m: [m.layer4[-1], m.layer3[-1], m.layer2[-1], m.layer1[-1]],
-    "mobilenetv2": lambda m: [m.features[i] for i in range(len(m.features) - 1, 0, -1)],
-    "allcnn": lambda m: [
-        m.features[i] for i in range(len(m.features) - 1, -1, -1) if not isinstance(m.features[i], nn.Dropout)
-    ],
-    "vit": lambda m: [m.encoder.layers[-1].ln_1],
-}
-
-
-def vit_reshape(tokens: torch.Tensor) -> torch.Tensor:
-    """(B, 1 + h*w, C) ViT tokens -> (B, C, h, w), dropping the class token."""
-    grid = tokens[:, 1:, :]
-    side = int(round(grid.shape[1] ** 0.5))
-    return grid.reshape(grid.shape[0], side, side, grid.shape[2]).permute(0, 3, 1, 2)
-
-
-RESHAPES: dict[str, ReshapeFn] = {"vit": vit_reshape}
+from .models import model_spec
 
 
 def target_layer(model_name: str, model: nn.Module, image_shape: Sequence[int], min_side: int = 4) -> nn.Module:
     """The deepest candidate layer of ``model`` whose output is at least ``min_side`` wide."""
-    if model_name not in CANDIDATES:
-        raise UnknownNameError(f"no GradCAM target layers known for model {model_name!r}")
-    candidates = CANDIDATES[model_name](model)
-    if model_name in RESHAPES:
+    spec = model_spec(model_name)
+    candidates = spec.cam_layers(model)
+    if spec.cam_reshape is not None:
         return candidates[0]
     sides: dict[int, int] = {}
     hooks = [
@@ -87,6 +65,6 @@ def gradcam(
     layer = target_layer(model_name, model, images.shape[1:])
     x = normalize(images.to(device))
     cam_targets = None if targets is None else [ClassifierOutputTarget(int(t)) for t in targets]
-    with GradCAM(model=model, target_layers=[layer], reshape_transform=RESHAPES.get(model_name)) as cam:
+    with GradCAM(model=model, target_layers=[layer], reshape_transform=model_spec(model_name).cam_reshape) as cam:
         heat = cam(input_tensor=x, targets=cam_targets)
     return heat.astype(np.float32)

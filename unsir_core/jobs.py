@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from .errors import UnsirError
-from .train import ProgressFn
+from .runtime import ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ class PhaseProgress:
     def seconds(self) -> float:
         return self.last - self.started
 
+    @property
+    def fraction(self) -> float:
+        """Completed fraction of the phase, in [0, 1]."""
+        return min(self.done / self.total, 1.0) if self.total else 0.0
+
 
 @dataclass
 class Job:
@@ -58,6 +63,7 @@ class Job:
     owner: str  # who submitted it (a browser session id); pages list their own jobs
     label: str  # what it does, in words
     fn: Callable[[ProgressFn], Any]
+    kind: str = "job"  # what sort of work ("train", "unlearn"): pages pick the jobs they show by it
     state: str = QUEUED
     phase: str = ""  # the phase running now
     phases: dict[str, PhaseProgress] = field(default_factory=dict)  # in the order they started
@@ -78,12 +84,6 @@ class Job:
         if self.started is None:
             return 0.0
         return (self.finished or time.monotonic()) - self.started
-
-    @property
-    def fraction(self) -> float:
-        """Completed fraction of the current phase."""
-        p = self.phases.get(self.phase)
-        return min(p.done / p.total, 1.0) if p and p.total else 0.0
 
     def eta(self) -> float | None:
         """Seconds left in the current phase at its rate so far, or None before a step is done."""
@@ -118,9 +118,9 @@ class JobQueue:
         self._keep = keep_finished
         self._worker: threading.Thread | None = None
 
-    def submit(self, owner: str, label: str, fn: Callable[[ProgressFn], Any]) -> Job:
+    def submit(self, owner: str, label: str, fn: Callable[[ProgressFn], Any], *, kind: str = "job") -> Job:
         with self._lock:
-            job = Job(next(self._ids), owner, label, fn)
+            job = Job(next(self._ids), owner, label, fn, kind)
             self._jobs[job.id] = job
             self._waiting.append(job)
             self._forget_old()
@@ -130,13 +130,14 @@ class JobQueue:
             self._lock.notify_all()
         return job
 
-    def get(self, job_id: int) -> Job | None:
-        return self._jobs.get(job_id)
-
-    def jobs(self, owner: str | None = None) -> list[Job]:
-        """Jobs (of ``owner``, or everyone's), oldest first."""
+    def jobs(self, owner: str | None = None, *, kind: str | None = None) -> list[Job]:
+        """Jobs (of ``owner`` and of ``kind``, or all), oldest first."""
         with self._lock:
-            return [j for j in self._jobs.values() if owner is None or j.owner == owner]
+            return [
+                j
+                for j in self._jobs.values()
+                if (owner is None or j.owner == owner) and (kind is None or j.kind == kind)
+            ]
 
     def position(self, job: Job) -> int:
         """0 while it runs, n when n-1 jobs are ahead of it in the queue, -1 when finished."""

@@ -5,7 +5,13 @@ documented defaults, and declares whether it reads forget-class samples. :func:`
 builds the task: a method that does not read them gets ``task.forget = None`` and runs inside
 :func:`~unsir_core.data.forbid_classes`, so only zero-glance methods can be shown as such.
 
-Adding a method is one decorated function (see ``baselines.py``)::
+A method may declare presets, named ways of choosing its config for a data set and model
+(``"tuned"``, the default, and e.g. ``"official"`` for the paper's values), and whether it is
+the gold standard every other method is compared with (retraining) rather than an unlearning
+method; nothing elsewhere special-cases a method by its name.
+
+Adding a method is one decorated function in a module imported by the package (see
+``baselines.py``, ``unsir.py``)::
 
     @register_method("mine", MineConfig, reads_forget=False, summary="...")
     def mine(task: UnlearningTask, cfg: MineConfig) -> UnlearnResult: ...
@@ -14,8 +20,8 @@ Adding a method is one decorated function (see ``baselines.py``)::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -24,10 +30,19 @@ from torch import nn
 from .config import knobs
 from .data import DataBundle, ImageTensors, forbid_classes, retained_classes
 from .errors import UnknownNameError
-from .train import ProgressFn
-from .unsir import UnlearnResult, UnsirConfig, default_unsir, unsir
+from .runtime import ProgressFn
 
 Normalize = Callable[[torch.Tensor], torch.Tensor]
+Preset = Callable[[str, str], Any]  # (data set, model) -> config
+TUNED = "tuned"  # the preset a method uses unless told otherwise
+
+
+@dataclass
+class UnlearnResult:
+    model: nn.Module  # the unlearned copy; the caller's model is unchanged
+    seconds: float  # wall time of the whole unlearning
+    phases: dict[str, float]  # seconds per phase (UNSIR: noise, impair, repair)
+    history: list[dict] = field(default_factory=list)  # loss / accuracy of each training epoch
 
 
 @dataclass
@@ -53,36 +68,55 @@ class Method:
     config: type  # a dataclass whose defaults are the method's documented defaults
     reads_forget: bool  # True: needs forget-class samples, so it is not zero-glance
     summary: str
+    presets: Mapping[str, Preset] = field(default_factory=dict)  # by name; none: "tuned" = config()
+    gold_standard: bool = False  # the reference the others are compared with, not an unlearning method
+
+    def preset(self, preset: str, dataset: str, model: str) -> Any:
+        """The config of ``preset`` for ``dataset``/``model``."""
+        presets = {TUNED: lambda d, m: self.config(), **self.presets}
+        if preset not in presets:
+            raise UnknownNameError(f"{self.name} has no preset {preset!r}; presets: {', '.join(presets)}")
+        return presets[preset](dataset, model)
 
 
 _METHODS: dict[str, Method] = {}
 
 
-def register_method(name: str, config: type, *, reads_forget: bool, summary: str):
+def register_method(
+    name: str,
+    config: type,
+    *,
+    reads_forget: bool,
+    summary: str,
+    presets: Mapping[str, Preset] | None = None,
+    gold_standard: bool = False,
+):
     def wrap(fn: Callable[[UnlearningTask, Any], UnlearnResult]):
-        _METHODS[name] = Method(name, fn, config, reads_forget, summary)
+        _METHODS[name] = Method(name, fn, config, reads_forget, summary, dict(presets or {}), gold_standard)
         return fn
 
     return wrap
 
 
-def list_methods() -> list[str]:
-    _load_builtin()
-    return list(_METHODS)
+def list_methods(*, gold_standard: bool | None = None) -> list[str]:
+    """Every registered method, or only those that are (or are not) the gold standard."""
+    return [n for n, m in _METHODS.items() if gold_standard is None or m.gold_standard == gold_standard]
+
+
+def unlearning_methods() -> list[str]:
+    """The methods a user can unlearn with (every method but the gold standard)."""
+    return list_methods(gold_standard=False)
 
 
 def get_method(name: str) -> Method:
-    _load_builtin()
     if name not in _METHODS:
         raise UnknownNameError(f"unknown method {name!r}; choose one of: {', '.join(list_methods())}")
     return _METHODS[name]
 
 
-def method_config(name: str, dataset: str, model: str, overrides: dict | None = None) -> Any:
-    """The default config of method ``name`` for ``dataset``/``model``, with ``overrides``."""
-    method = get_method(name)
-    base = default_unsir(dataset, model) if name == "unsir" else method.config()
-    return replace(base, **(overrides or {}))
+def method_config(name: str, dataset: str, model: str, overrides: dict | None = None, preset: str = TUNED) -> Any:
+    """The config of method ``name`` for ``dataset``/``model`` (its ``preset``), with ``overrides``."""
+    return replace(get_method(name).preset(preset, dataset, model), **(overrides or {}))
 
 
 def method_knobs(name: str) -> list[tuple[str, Any, str]]:
@@ -108,10 +142,17 @@ def unlearn(
     cfg = cfg if cfg is not None else method_config(name, data.name, model_name)
     retain = data.train.select(retained_classes(forget_classes, data.num_classes))
     task = UnlearningTask(
-        model=model, model_name=model_name, forget_classes=tuple(forget_classes), num_classes=data.num_classes,
-        retain=retain, forget=data.train.select(forget_classes) if method.reads_forget else None,
-        normalize=data.normalize, device=device, seed=seed, progress=progress,
-    )  # fmt: skip
+        model=model,
+        model_name=model_name,
+        forget_classes=tuple(forget_classes),
+        num_classes=data.num_classes,
+        retain=retain,
+        forget=data.train.select(forget_classes) if method.reads_forget else None,
+        normalize=data.normalize,
+        device=device,
+        seed=seed,
+        progress=progress,
+    )
     start = time.perf_counter()
     if method.reads_forget:
         result = method.run(task, cfg)
@@ -120,18 +161,3 @@ def unlearn(
             result = method.run(task, cfg)
     result.seconds = result.seconds or time.perf_counter() - start
     return result
-
-
-@register_method(
-    "unsir", UnsirConfig, reads_forget=False, summary="error-maximising noise, one impair and one repair epoch"
-)
-def _unsir(task: UnlearningTask, cfg: UnsirConfig) -> UnlearnResult:
-    dr_sub = task.retain.sample_per_class(
-        retained_classes(task.forget_classes, task.num_classes), cfg.dr_sub_per_class, seed=task.seed
-    )
-    return unsir(task.model, task.forget_classes, dr_sub, task.normalize, cfg, task.device, seed=task.seed,
-                 progress=task.progress)  # fmt: skip
-
-
-def _load_builtin() -> None:
-    from . import baselines  # noqa: F401  (registers the baselines)

@@ -36,8 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import DataBundle, ImageTensors, batches
-from .train import ProgressFn, accuracy, predict, train_one_epoch
+from .data import DataBundle, ImageTensors, paired_batches
+from .runtime import ProgressFn
+from .train import accuracy, predict, train_one_epoch
 
 Normalize = Callable[[torch.Tensor], torch.Tensor]
 
@@ -197,12 +198,8 @@ def relearn_time(
         return accuracy(predict(work, forget_test.images, normalize, device), forget_test.labels)
 
     def mixed_epoch():  # one pass over the forget data, each batch topped up with retained samples
-        r_order = torch.randperm(len(retain_train), generator=gen)
-        for i, (xf, yf) in enumerate(
-            batches(forget_train.images, forget_train.labels, half, shuffle=True, generator=gen)
-        ):
-            ridx = r_order[(i * half) % len(r_order) :][:half]
-            yield normalize(torch.cat([xf, retain_train.images[ridx]])), torch.cat([yf, retain_train.labels[ridx]])
+        for xf, yf, xr, yr in paired_batches(forget_train, retain_train, half, gen):
+            yield normalize(torch.cat([xf, xr])), torch.cat([yf, yr])
 
     state = {"steps": 0, "reached": forget_acc() >= threshold}
 

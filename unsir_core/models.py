@@ -3,11 +3,15 @@
 Adding an architecture is one decorated function. Each takes ``num_classes``, the input
 ``image_size`` (only the ViT needs it) and ``pretrained`` (load torchvision's ImageNet weights
 where they exist, replacing the classifier head; this downloads them when not cached).
+The registration also names the layers GradCAM may paint (``cam_layers``, deepest first; see
+``explain.py``) and, for a transformer, how its tokens become a feature map (``cam_reshape``),
+so everything about an architecture is in one place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -16,12 +20,24 @@ import torchvision.models as tvm
 from .errors import UnknownNameError, UnsirError
 
 ModelFactory = Callable[..., nn.Module]
-_MODELS: dict[str, ModelFactory] = {}
+LayersFn = Callable[[nn.Module], list[nn.Module]]
+ReshapeFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def register_model(name: str):
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    build: ModelFactory
+    cam_layers: LayersFn  # candidate GradCAM target layers of a built model, deepest first
+    cam_reshape: ReshapeFn | None = None  # (B, tokens, C) -> (B, C, h, w) for a transformer
+
+
+_MODELS: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, *, cam_layers: LayersFn, cam_reshape: ReshapeFn | None = None):
     def wrap(fn: ModelFactory) -> ModelFactory:
-        _MODELS[name] = fn
+        _MODELS[name] = ModelSpec(name, fn, cam_layers, cam_reshape)
         return fn
 
     return wrap
@@ -31,11 +47,15 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def create_model(name: str, num_classes: int, *, image_size: int = 32, pretrained: bool = False) -> nn.Module:
-    """A freshly initialised (or ImageNet-pretrained) model with ``num_classes`` outputs."""
+def model_spec(name: str) -> ModelSpec:
     if name not in _MODELS:
         raise UnknownNameError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
-    return _MODELS[name](num_classes=num_classes, image_size=image_size, pretrained=pretrained)
+    return _MODELS[name]
+
+
+def create_model(name: str, num_classes: int, *, image_size: int = 32, pretrained: bool = False) -> nn.Module:
+    """A freshly initialised (or ImageNet-pretrained) model with ``num_classes`` outputs."""
+    return model_spec(name).build(num_classes=num_classes, image_size=image_size, pretrained=pretrained)
 
 
 def _pretrained(builder, weights, num_classes: int, head: Callable[[nn.Module], tuple[nn.Module, str]]) -> nn.Module:
@@ -50,7 +70,7 @@ def _pretrained(builder, weights, num_classes: int, head: Callable[[nn.Module], 
     return model
 
 
-@register_model("resnet18")
+@register_model("resnet18", cam_layers=lambda m: [m.layer4[-1], m.layer3[-1], m.layer2[-1], m.layer1[-1]])
 def resnet18(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
     """torchvision ResNet18 with its ImageNet stem (7x7 conv, max-pool), as the official code."""
     if pretrained:
@@ -58,7 +78,7 @@ def resnet18(num_classes: int, image_size: int = 32, pretrained: bool = False) -
     return tvm.resnet18(num_classes=num_classes)
 
 
-@register_model("mobilenetv2")
+@register_model("mobilenetv2", cam_layers=lambda m: [m.features[i] for i in range(len(m.features) - 1, 0, -1)])
 def mobilenetv2(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
     """torchvision MobileNetV2 (width 1.0)."""
     if pretrained:
@@ -68,7 +88,14 @@ def mobilenetv2(num_classes: int, image_size: int = 32, pretrained: bool = False
     return tvm.mobilenet_v2(num_classes=num_classes)
 
 
-@register_model("vit")
+def vit_tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
+    """(B, 1 + h*w, C) ViT tokens -> (B, C, h, w), dropping the class token."""
+    grid = tokens[:, 1:, :]
+    side = int(round(grid.shape[1] ** 0.5))
+    return grid.reshape(grid.shape[0], side, side, grid.shape[2]).permute(0, 3, 1, 2)
+
+
+@register_model("vit", cam_layers=lambda m: [m.encoder.layers[-1].ln_1], cam_reshape=vit_tokens_to_grid)
 def vit(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
     """A small ViT for low-resolution input: 4x4 patches (8x8 tokens at 32x32), 6 layers,
     width 192, 3 heads (ViT-Tiny's width). torchvision has no weights at this size."""
@@ -119,7 +146,12 @@ class AllCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-@register_model("allcnn")
+@register_model(
+    "allcnn",
+    cam_layers=lambda m: [
+        m.features[i] for i in range(len(m.features) - 1, -1, -1) if not isinstance(m.features[i], nn.Dropout)
+    ],
+)
 def allcnn(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
     if pretrained:
         raise UnsirError("no pretrained weights exist for AllCNN; train it from scratch")

@@ -1,123 +1,26 @@
-"""The one training loop, evaluation, and the training recipes.
+"""The one training loop, and prediction.
 
-``train_one_epoch`` serves the original model, the retrained gold standard, and UNSIR's
-impair and repair steps; ``fit`` runs it for a whole recipe. ``predict`` returns logits so
-that every accuracy (and later metric) is computed from the same forward pass.
+``train_one_epoch`` serves the original model, the retrained gold standard, UNSIR's impair and
+repair steps, the baselines and the relearn-time metric; ``fit`` runs it for a whole recipe
+(``recipes.py``). ``predict`` returns logits so that every accuracy (and later metric) is
+computed from the same forward pass.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import knob, lookup
 from .data import ImageTensors, batches
 from .errors import NonFiniteLossError, UnsirError
-
-ProgressFn = Callable[[str, int, int], None]
-"""``progress(phase, done, total)``: called after each step of a phase (e.g. "train")."""
-
-
-def step_counter(progress: ProgressFn | None, phase: str, total: int) -> Callable[[], None]:
-    """A no-argument callback that reports ``progress(phase, steps so far, total)``."""
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress(phase, done, total)
-
-    return tick
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA, then Apple MPS, then CPU. An explicit device that is absent is an error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UnsirError("--device cuda was asked for, but no CUDA GPU is available; use --device auto or cpu")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UnsirError("--device mps was asked for, but Apple MPS is not available")
-    try:
-        return torch.device(name)
-    except RuntimeError as err:
-        raise UnsirError(f"unknown device {name!r}: {err}") from err
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """A training recipe. The defaults are the official UNSIR notebook's CIFAR-10 recipe."""
-
-    epochs: int = knob(40, "passes over the training set")
-    batch_size: int = knob(256, "samples per step")
-    optimizer: str = knob("adam", "adam, adamw or sgd")
-    lr: float = knob(0.01, "initial learning rate")
-    weight_decay: float = knob(1e-4, "L2 penalty (decoupled for adamw)")
-    momentum: float = knob(0.9, "sgd only")
-    grad_clip_value: float | None = knob(0.1, "clamp every gradient element to +-value; None: off")
-    scheduler: str = knob("plateau", "plateau (on the held-out loss, as the notebook), cosine or none")
-    plateau_factor: float = knob(0.5, "lr multiplier when the held-out loss stops improving")
-    plateau_patience: int = knob(3, "epochs without improvement before the lr drops")
-    augment: bool = knob(False, "random 4-pixel-padded crop and horizontal flip")
-    pretrained: bool = knob(False, "start from torchvision ImageNet weights where they exist")
-
-    def with_epochs(self, epochs: int | None) -> TrainConfig:
-        return self if epochs is None else replace(self, epochs=epochs)
-
-
-# Recipes keyed by (data set, model); "*" matches any. The most specific key wins.
-RECIPES: dict[tuple[str, str], TrainConfig] = {
-    ("*", "*"): TrainConfig(),
-    # AllCNN, MobileNetV2 and the ViT do not train stably with Adam at lr 0.01: use the usual
-    # recipes for each family, with augmentation, on CIFAR-sized data.
-    ("*", "allcnn"): TrainConfig(
-        optimizer="sgd", lr=0.05, weight_decay=5e-4, grad_clip_value=None, scheduler="cosine", augment=True, epochs=30
-    ),
-    ("*", "mobilenetv2"): TrainConfig(
-        optimizer="sgd", lr=0.05, weight_decay=4e-5, grad_clip_value=None, scheduler="cosine", augment=True, epochs=30
-    ),
-    ("*", "vit"): TrainConfig(
-        optimizer="adamw", lr=1e-3, weight_decay=0.05, grad_clip_value=None, scheduler="cosine", augment=True, epochs=40
-    ),
-    # The embedded digits set is tiny (1437 training images): a short Adam run converges and
-    # keeps the whole demo experiment within a couple of minutes on 2 CPU cores.
-    ("digits", "*"): TrainConfig(epochs=4, batch_size=64, lr=1e-3, grad_clip_value=None, scheduler="cosine"),
-    ("digits", "vit"): TrainConfig(
-        epochs=25,
-        batch_size=64,
-        optimizer="adamw",
-        lr=1e-3,
-        weight_decay=0.05,
-        grad_clip_value=None,
-        scheduler="cosine",
-    ),
-}
-
-
-def default_recipe(dataset: str, model: str) -> TrainConfig:
-    """The recipe for ``model`` on ``dataset`` (the official one for CIFAR ResNet18)."""
-    return lookup(RECIPES, dataset, model)
-
+from .recipes import TrainConfig
+from .runtime import ProgressFn, step_counter
 
 _OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], TrainConfig], torch.optim.Optimizer]] = {
     "adam": lambda p, c: torch.optim.Adam(p, lr=c.lr, weight_decay=c.weight_decay),

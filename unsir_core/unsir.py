@@ -21,20 +21,22 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import knob, lookup
-from .data import ImageTensors, batches, forbid_classes
+from .config import Knobs, knob, lookup
+from .data import ImageTensors, batches, forbid_classes, retained_classes
 from .errors import InvalidClassesError, NonFiniteLossError, ZeroGlanceViolation
-from .train import EpochStats, ProgressFn, step_counter, train_one_epoch
+from .methods import UnlearningTask, UnlearnResult, register_method
+from .runtime import ProgressFn, step_counter, synchronize
+from .train import EpochStats, train_one_epoch
 
 
 @dataclass(frozen=True)
-class UnsirConfig:
+class UnsirConfig(Knobs):
     """UNSIR hyper-parameters. Defaults are tuned on CIFAR-10 ResNet18 (README, "Tuning"):
     the official values (impair lr 0.02, repair lr 0.01, 1000 per class) forget fully but cost
     ~7 points of retain accuracy; a gentler impair (0.015), a repair at lr 0.001 for two
@@ -42,17 +44,17 @@ class UnsirConfig:
     accuracy. Dr_sub size is what buys back retain accuracy; more repair epochs do not.
     :meth:`official` gives the paper's notebook values."""
 
-    dr_sub_per_class: int = knob(2000, "samples of each retained class in Dr_sub")
-    noise_batch: int = knob(256, "noise images learned per forget class")
-    noise_steps: int = knob(40, "Adam steps of noise learning")
-    noise_lr: float = knob(0.1, "Adam lr of noise learning")
-    noise_lambda: float = knob(0.1, "weight of the mean squared L2 norm of each noise image")
-    noise_copies: int = knob(1, "times each noise batch is repeated in the impair set")
-    batch_size: int = knob(256, "samples per impair / repair step")
-    impair_lr: float = knob(0.015, "Adam lr of the impair epoch (high: it must wreck the class)")
-    repair_lr: float = knob(0.001, "Adam lr of the repair epoch(s)")
-    repair_epochs: int = knob(2, "passes over Dr_sub in each repair")
-    rounds: int = knob(1, "impair + repair rounds (the noise is learned once)")
+    dr_sub_per_class: int = knob(2000, "samples of each retained class in Dr_sub", min=1)
+    noise_batch: int = knob(256, "noise images learned per forget class", min=1)
+    noise_steps: int = knob(40, "Adam steps of noise learning", min=0)
+    noise_lr: float = knob(0.1, "Adam lr of noise learning", min=0)
+    noise_lambda: float = knob(0.1, "weight of the mean squared L2 norm of each noise image", min=0)
+    noise_copies: int = knob(1, "times each noise batch is repeated in the impair set", min=0)
+    batch_size: int = knob(256, "samples per impair / repair step", min=1)
+    impair_lr: float = knob(0.015, "Adam lr of the impair epoch (high: it must wreck the class)", min=0)
+    repair_lr: float = knob(0.001, "Adam lr of the repair epoch(s)", min=0)
+    repair_epochs: int = knob(2, "passes over Dr_sub in each repair", min=0)
+    rounds: int = knob(1, "impair + repair rounds (the noise is learned once)", min=1)
     freeze_bn: bool = knob(False, "keep BatchNorm statistics fixed in impair and repair (noise cannot skew them)")
 
     @classmethod
@@ -96,19 +98,6 @@ UNSIR_DEFAULTS: dict[tuple[str, str], UnsirConfig] = {
 def default_unsir(dataset: str, model: str) -> UnsirConfig:
     """The tuned UNSIR hyper-parameters for ``model`` on ``dataset``."""
     return lookup(UNSIR_DEFAULTS, dataset, model)
-
-
-@dataclass
-class UnlearnResult:
-    model: nn.Module  # the unlearned copy; the caller's model is unchanged
-    seconds: float  # wall time of the whole unlearning
-    phases: dict[str, float]  # seconds per phase: noise, impair, repair
-    history: list[dict] = field(default_factory=list)  # loss / accuracy of each impair and repair epoch
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def learn_noise(
@@ -231,7 +220,7 @@ def unsir(
     phases = {"noise": 0.0, "impair": 0.0, "repair": 0.0}
     history: list[dict] = []
     with forbid_classes(forget):
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         # never mutate the caller's model; channels_last makes convolutions ~10% faster on CPU
         unlearned = copy.deepcopy(model).to(device, memory_format=torch.channels_last)
@@ -242,21 +231,44 @@ def unsir(
         noise, noise_labels = learn_noise(
             unlearned, forget, dr_sub.image_shape, cfg, device, generator=gen, progress=progress
         )
-        _sync(device)
+        synchronize(device)
         phases["noise"] += time.perf_counter() - t
 
         for r in range(cfg.rounds):
             t = time.perf_counter()
             stats = impair(unlearned, noise, noise_labels, dr_x, dr_y, cfg, device, generator=gen, progress=progress)
-            _sync(device)
+            synchronize(device)
             phases["impair"] += time.perf_counter() - t
             history.append({"round": r + 1, "phase": "impair", "loss": stats.loss, "accuracy": stats.accuracy})
 
             t = time.perf_counter()
             for stats in repair(unlearned, dr_x, dr_y, cfg, device, generator=gen, progress=progress):
                 history.append({"round": r + 1, "phase": "repair", "loss": stats.loss, "accuracy": stats.accuracy})
-            _sync(device)
+            synchronize(device)
             phases["repair"] += time.perf_counter() - t
         unlearned.eval()
         seconds = time.perf_counter() - start
     return UnlearnResult(unlearned, seconds, phases, history)
+
+
+@register_method(
+    "unsir",
+    UnsirConfig,
+    reads_forget=False,
+    summary="error-maximising noise, one impair and one repair epoch",
+    presets={"tuned": default_unsir, "official": lambda dataset, model: UnsirConfig.official()},
+)
+def _unsir_method(task: UnlearningTask, cfg: UnsirConfig) -> UnlearnResult:
+    dr_sub = task.retain.sample_per_class(
+        retained_classes(task.forget_classes, task.num_classes), cfg.dr_sub_per_class, seed=task.seed
+    )
+    return unsir(
+        task.model,
+        task.forget_classes,
+        dr_sub,
+        task.normalize,
+        cfg,
+        task.device,
+        seed=task.seed,
+        progress=task.progress,
+    )

@@ -7,6 +7,8 @@ import html
 import json
 from collections.abc import Mapping
 
+from unsir_core.runs import class_names
+
 from . import charts
 
 
@@ -18,7 +20,7 @@ def _table(rows: Mapping[str, object]) -> str:
 def build_report(metrics: Mapping, title: str | None = None) -> str:
     """The HTML text of the audit report of one run's ``metrics`` (metrics.json content)."""
     cfg, models = metrics["config"], metrics["models"]
-    names = metrics["class_names"]
+    names = class_names(metrics)
     forget = metrics["forget_classes"]
     title = title or (
         f"Unlearning audit: {cfg['dataset']} / {cfg['model']}, forget " + ", ".join(f"{c} ({names[c]})" for c in forget)

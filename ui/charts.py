@@ -11,8 +11,16 @@ import pandas as pd
 import plotly.graph_objects as go
 
 # One colour per model, the same on every chart (methods beyond these get plotly's defaults).
-COLOURS = {"original": "#4c78a8", "retrained": "#54a24b", "unsir": "#e45756", "finetune": "#b279a2",
-           "neggrad": "#f58518", "fisher": "#72b7b2", "amnesiac": "#9d755d", "bad_teacher": "#bab0ac"}  # fmt: skip
+COLOURS = {
+    "original": "#4c78a8",
+    "retrained": "#54a24b",
+    "unsir": "#e45756",
+    "finetune": "#b279a2",
+    "neggrad": "#f58518",
+    "fisher": "#72b7b2",
+    "amnesiac": "#9d755d",
+    "bad_teacher": "#bab0ac",
+}
 
 
 def colour(name: str) -> str | None:
@@ -68,10 +76,14 @@ def layer_distance_figure(series: Mapping[str, Mapping[str, float]], title: str 
         values = [max(float(dist[k]), 1e-12) for k in layers]  # log scale: 0 drawn at the floor
         fig.add_trace(go.Scatter(x=layers, y=values, mode="lines+markers", name=name, line={"color": colour(name)}))
     fig.update_layout(
-        title=title or "Per-layer L2 distance to the original model", yaxis_type="log",
-        yaxis_title="L2 distance (log)", xaxis_title="layer", height=420, legend=LEGEND_ON_TOP,
+        title=title or "Per-layer L2 distance to the original model",
+        yaxis_type="log",
+        yaxis_title="L2 distance (log)",
+        xaxis_title="layer",
+        height=420,
+        legend=LEGEND_ON_TOP,
         xaxis={"tickangle": -60, "tickfont": {"size": 9}},
-    )  # fmt: skip
+    )
     return fig
 
 
@@ -84,9 +96,13 @@ def prediction_figure(
     for name, counts in series.items():
         fig.add_trace(go.Bar(x=labels, y=list(counts), name=name, marker_color=colour(name)))
     fig.update_layout(
-        title="What the models predict for forget-class test images", barmode="group", height=380,
-        yaxis_title="images", xaxis_title="predicted class", legend=LEGEND_ON_TOP,
-    )  # fmt: skip
+        title="What the models predict for forget-class test images",
+        barmode="group",
+        height=380,
+        yaxis_title="images",
+        xaxis_title="predicted class",
+        legend=LEGEND_ON_TOP,
+    )
     return fig
 
 

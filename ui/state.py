@@ -1,0 +1,100 @@
+"""Session state: every key the dashboard keeps per browser session, and the sidebar settings
+(data set, model, device, seed) that apply to every page."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+
+import streamlit as st
+import torch
+
+from unsir_core import list_datasets, list_models, resolve_device
+from unsir_core.datasets import dataset_spec
+
+
+class Keys:
+    """Session-state keys (one place, so pages cannot drift apart)."""
+
+    SESSION = "session_id"  # this browser session's id, the owner of its jobs
+    DATASET = "dataset"  # sidebar: data set name
+    FOLDER = "imagefolder_path"  # sidebar: an image folder's name inside the data directory
+    MODEL = "model"  # sidebar: architecture
+    DEVICE = "device"  # sidebar: auto / cpu / cuda / mps
+    SEED = "seed"  # sidebar: seed of training and unlearning
+    UPLOADED = "uploaded_checkpoint"  # an uploaded original checkpoint and what it is for, or absent
+    LAST_RUN = "last_run"  # run folder of this session's latest finished experiment
+    INSPECT_RUN = "inspect_run"  # run chosen on the Inspect page
+
+
+DEVICES = (
+    ["auto", "cpu"]
+    + (["cuda"] if torch.cuda.is_available() else [])
+    + (["mps"] if torch.backends.mps.is_available() else [])
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    dataset: str
+    folder: str | None  # for a data set read from a user's folder: its name in the data directory
+    model: str
+    device: str
+    seed: int
+    uploaded: str | None  # an uploaded original checkpoint for this data set and model
+
+    @property
+    def device_used(self) -> torch.device:
+        return resolve_device(self.device)
+
+
+def session_id() -> str:
+    if Keys.SESSION not in st.session_state:
+        st.session_state[Keys.SESSION] = uuid.uuid4().hex
+    return st.session_state[Keys.SESSION]
+
+
+def settings() -> Settings:
+    ss = st.session_state
+    s = Settings(
+        dataset=ss.get(Keys.DATASET, "digits"),
+        folder=ss.get(Keys.FOLDER) or None,
+        model=ss.get(Keys.MODEL, "resnet18"),
+        device=ss.get(Keys.DEVICE, "auto"),
+        seed=int(ss.get(Keys.SEED, 0)),
+        uploaded=None,
+    )
+    uploaded = ss.get(Keys.UPLOADED)
+    if uploaded and uploaded.get("for") == (s.dataset, s.folder, s.model):
+        s = replace(s, uploaded=uploaded["path"])
+    return s
+
+
+def settings_widgets() -> Settings:
+    """The sidebar's settings widgets; returns the settings they give."""
+    datasets = list_datasets()
+    st.sidebar.selectbox(
+        "Data set",
+        datasets,
+        index=datasets.index("digits"),
+        key=Keys.DATASET,
+        help="digits is embedded and works offline; CIFAR needs its archive in the data directory "
+        "(or internet); imagefolder reads a folder with one sub-folder per class.",
+    )
+    if dataset_spec(st.session_state[Keys.DATASET]).user_folder:
+        st.sidebar.text_input(
+            "Image folder",
+            key=Keys.FOLDER,
+            help="the name of a folder inside the data directory, one sub-folder per class",
+        )
+    models = list_models()
+    st.sidebar.selectbox("Model", models, index=models.index("resnet18"), key=Keys.MODEL)
+    st.sidebar.selectbox(
+        "Device", DEVICES, key=Keys.DEVICE, help="auto: CUDA, then Apple MPS, then CPU (only what is present is listed)"
+    )
+    st.sidebar.number_input("Seed", min_value=0, value=0, step=1, key=Keys.SEED, help="model init, batches, noise")
+    s = settings()
+    st.sidebar.markdown(f"Device in use: **{s.device_used}**")
+    if s.uploaded:
+        st.sidebar.caption("Original: an uploaded checkpoint")
+    return s

@@ -1,0 +1,226 @@
+"""Where data sets come from: a registry of loaders, each returning a :class:`DataBundle`.
+
+Registered data sets (:func:`list_datasets`):
+
+- ``digits``: the 8x8 handwritten digits that ship inside scikit-learn (no download),
+  upsampled to 32x32 RGB; a fixed stratified 80/20 train/test split.
+- ``cifar10`` / ``cifar100``: torchvision's CIFAR under the data directory; downloaded when
+  online, otherwise the official archive must be put there.
+- ``imagefolder``: any folder of class sub-folders (e.g. a face set such as VGGFace-100),
+  resized to ``image_size``; uses ``train/`` and ``test/`` sub-folders when present, else a
+  seeded stratified split. A file that cannot be decoded is an error that names it.
+
+Adding one is a decorated function ``loader(root, [image_size]) -> DataBundle``; the
+registration says whether it takes an image size and whether its data directory is a folder
+the user chooses (as for ``imagefolder``) rather than the shared data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import DataBundle, ImageTensors
+from .errors import BadDataError, DataMissingError, UnknownNameError
+from .paths import default_data_dir
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    load: Callable[..., DataBundle]
+    resizable: bool  # takes ``image_size`` (images are resized to it)
+    user_folder: bool  # its data directory is a folder of the user's, not the shared data directory
+
+
+_DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(name: str, *, resizable: bool = False, user_folder: bool = False):
+    def wrap(fn: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
+        _DATASETS[name] = DatasetSpec(name, fn, resizable, user_folder)
+        return fn
+
+    return wrap
+
+
+def list_datasets() -> list[str]:
+    return sorted(_DATASETS)
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    if name not in _DATASETS:
+        raise UnknownNameError(f"unknown data set {name!r}; choose one of: {', '.join(list_datasets())}")
+    return _DATASETS[name]
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, image_size: int = 32) -> DataBundle:
+    """Load a registered data set. ``data_dir`` defaults to :func:`default_data_dir`
+    (``imagefolder`` reads its images from it); ``image_size`` applies to the data sets that
+    are resized (digits, imagefolder) and is ignored by the others."""
+    spec = dataset_spec(name)
+    root = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    return spec.load(root, image_size=image_size) if spec.resizable else spec.load(root)
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, h, w) -> uint8 (N, C, size, size), bilinear."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        k = max(1, int(round(len(idx) * test_fraction)))
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    x = images.float().div(255.0)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
+
+
+@register_dataset("digits", resizable=True)
+def _load_digits(root: Path, image_size: int = 32) -> DataBundle:
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    x = torch.from_numpy(raw.images / 16.0 * 255.0).round().to(torch.uint8)  # (1797, 8, 8)
+    x = _resize(x.unsqueeze(1), image_size).expand(-1, 3, -1, -1).contiguous()  # (N, 3, S, S)
+    y = torch.from_numpy(raw.target.astype(np.int64))
+    tr, te = _stratified_split(raw.target, test_fraction=0.2, seed=0)  # fixed, not the run's seed
+    train = ImageTensors(x[tr], y[tr])
+    mean, std = _channel_stats(train.images)
+    return DataBundle("digits", train, ImageTensors(x[te], y[te]), [str(i) for i in range(10)], mean, std)
+
+
+_CIFAR = {
+    # name: (torchvision class name, archive file, mean, std)
+    "cifar10": ("CIFAR10", "cifar-10-python.tar.gz", (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ("CIFAR100", "cifar-100-python.tar.gz", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None if it exists)."""
+    missing = None
+    while not path.exists():
+        missing, path = path, path.parent
+    return missing
+
+
+def _load_cifar(name: str, root: Path) -> DataBundle:
+    import torchvision.datasets as tvd
+
+    cls_name, archive, mean, std = _CIFAR[name]
+    cls = getattr(tvd, cls_name)
+    created = _first_missing(root)  # a failed load removes what it created, and only that
+    try:
+        # download=True extracts a local archive after checking its md5, and only downloads
+        # when the archive is missing.
+        splits = [cls(str(root), train=t, download=True) for t in (True, False)]
+    except (OSError, RuntimeError) as err:  # URLError is an OSError
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise DataMissingError(
+            f"{name} is not in {root} and could not be downloaded ({err}). Put the official "
+            f"archive {archive} into {root} (or pass --data-dir / set UNSIR_DATA_DIR to the "
+            "folder that holds it) and run again."
+        ) from err
+
+    def to_tensors(ds) -> ImageTensors:
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
+        return ImageTensors(images, torch.as_tensor(ds.targets, dtype=torch.int64))
+
+    train, test = (to_tensors(s) for s in splits)
+    return DataBundle(name, train, test, list(splits[0].classes), mean, std)
+
+
+@register_dataset("cifar10")
+def _load_cifar10(root: Path) -> DataBundle:
+    return _load_cifar("cifar10", root)
+
+
+@register_dataset("cifar100")
+def _load_cifar100(root: Path) -> DataBundle:
+    return _load_cifar("cifar100", root)
+
+
+def _read_image_folder(folder: Path, image_size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Images (N, 3, S, S) uint8, labels and class names of a folder of class sub-folders,
+    in torchvision ImageFolder's order (classes and files sorted by name). Every image file
+    that cannot be decoded is collected first, so the error names them all at once."""
+    import torchvision.transforms.v2 as T
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    classes = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    transform = T.Compose([T.Resize((image_size, image_size)), T.PILToTensor()])
+    images, labels, bad = [], [], []
+    for label, name in enumerate(classes):
+        files = [
+            Path(base) / f
+            for base, _, names in sorted(os.walk(folder / name, followlinks=True))
+            for f in sorted(names)
+            if f.lower().endswith(IMG_EXTENSIONS)
+        ]
+        if not files:
+            raise DataMissingError(
+                f"class folder {name!r} in {folder.name} holds no image file ({', '.join(IMG_EXTENSIONS)})"
+            )
+        for path in files:
+            try:
+                with Image.open(path) as img:
+                    images.append(transform(img.convert("RGB")))
+                labels.append(label)
+            except (UnidentifiedImageError, OSError, ValueError) as err:
+                bad.append((path.relative_to(folder), err))
+    if bad:
+        (first, err), more = bad[0], len(bad) - 1
+        raise BadDataError(
+            f"{folder.name}/{first} cannot be read as an image ({type(err).__name__})"
+            + (f", nor can {more} more file(s)" if more else "")
+            + f"; remove or replace {'them' if more else 'it'} and load the folder again"
+        )
+    if not images:
+        raise DataMissingError(f"{folder.name} holds no class sub-folder with images")
+    return torch.stack(images).contiguous(), torch.as_tensor(labels, dtype=torch.int64), classes
+
+
+@register_dataset("imagefolder", resizable=True, user_folder=True)
+def _load_imagefolder(root: Path, image_size: int = 32, test_fraction: float = 0.2) -> DataBundle:
+    """``root`` holds class sub-folders, or ``train/`` and ``test/`` that each do."""
+    if not root.is_dir():
+        raise DataMissingError(
+            f"image folder {root} does not exist; pass --data-dir with a folder of class sub-folders"
+        )
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        x_tr, y_tr, classes = _read_image_folder(root / "train", image_size)
+        x_te, y_te, test_classes = _read_image_folder(root / "test", image_size)
+        if test_classes != classes:
+            raise DataMissingError(f"{root.name}/train and {root.name}/test have different class folders")
+        train, test = ImageTensors(x_tr, y_tr), ImageTensors(x_te, y_te)
+    else:
+        x, y, classes = _read_image_folder(root, image_size)
+        tr, te = _stratified_split(y.numpy(), test_fraction, seed=0)
+        train, test = ImageTensors(x[tr], y[tr]), ImageTensors(x[te], y[te])
+    if len(classes) < 2:
+        raise DataMissingError(f"{root.name} has {len(classes)} class folder(s); unlearning needs at least 2")
+    mean, std = _channel_stats(train.images)
+    return DataBundle(f"imagefolder:{root.name}", train, test, list(classes), mean, std)

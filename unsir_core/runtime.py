@@ -1,0 +1,74 @@
+"""What every long computation shares: the device, seeding, progress reports and timing.
+
+``device`` is always passed in, never assumed: :func:`resolve_device` turns ``auto`` into
+CUDA, then Apple MPS, then the CPU. Progress is a plain callback, ``progress(phase, done,
+total)``, so that the CLI (tqdm), the dashboard's job queue and tests can all listen.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from .errors import InvalidConfigError, UnsirError
+
+ProgressFn = Callable[[str, int, int], None]
+"""``progress(phase, done, total)``: called after each step of a phase (e.g. "train")."""
+
+MAX_SEED = 2**32 - 1  # NumPy's limit; torch and Python accept it too
+
+
+def step_counter(progress: ProgressFn | None, phase: str, total: int) -> Callable[[], None]:
+    """A no-argument callback that reports ``progress(phase, steps so far, total)``."""
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(phase, done, total)
+
+    return tick
+
+
+def check_seed(seed: int, what: str = "seed") -> int:
+    """``seed`` if it is an integer in [0, 2**32 - 1], else an :class:`InvalidConfigError`."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InvalidConfigError(f"{what} must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+    return seed
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    check_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA, then Apple MPS, then CPU. An explicit device that is absent is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UnsirError("--device cuda was asked for, but no CUDA GPU is available; use --device auto or cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UnsirError("--device mps was asked for, but Apple MPS is not available")
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise UnsirError(f"unknown device {name!r}: {err}") from err
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a wall-clock time covers it (CUDA is
+    asynchronous; the CPU is not)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
