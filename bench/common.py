@@ -1,9 +1,11 @@
-"""What the benchmark scripts share: the import path and the common arguments. (Typed
+"""What the benchmark scripts share: the import path, the common arguments, writing a result. (Typed
 ``FIELD=VALUE`` changes are ``unsir_core.config.with_overrides``, as on the command line.)"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -19,3 +21,14 @@ def base_parser(doc: str | None) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto: CUDA, then MPS, then CPU")
     p.add_argument("--data-dir", help="data directory (default: $UNSIR_DATA_DIR or the per-user cache)")
     return p
+
+
+def command() -> str:
+    """The command line as invoked (``python bench/<script>.py ...``), for the result's record."""
+    return shlex.join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+
+
+def write_result(path: str | Path, payload: dict) -> None:
+    """Write a result file (JSON) to ``path``, creating its folder."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(payload, indent=2))

@@ -33,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import command, write_result  # noqa: E402  (after the import path is set)
+
 LAUNCH_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -205,14 +208,13 @@ def main() -> None:
         summary["dashboard_over_cli"] = summary["click_to_comparison_seconds"] / summary["cli_seconds"]
     print("medians:", {k: round(v, 2) for k, v in summary.items()})
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         payload = {
-            "command": " ".join(["python", "bench/dashboard.py", *sys.argv[1:]]),
+            "command": command(),
             "rows": rows,
             "median": summary,
             "environment": environment(),
         }
-        Path(args.out).write_text(json.dumps(payload, indent=2))
+        write_result(args.out, payload)
 
 
 if __name__ == "__main__":

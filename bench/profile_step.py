@@ -13,15 +13,12 @@ frozen) and inference, and prints torch.profiler's top operators of the channels
 
 from __future__ import annotations
 
-import json
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import base_parser
+from common import base_parser, command, write_result
 
 from unsir_core.models import create_model
 from unsir_core.provenance import environment
@@ -126,9 +123,8 @@ def main() -> None:
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
     print(table)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         payload = {
-            "command": " ".join(["python", "bench/profile_step.py", *sys.argv[1:]]),
+            "command": command(),
             "model": args.model,
             "batch": args.batch,
             "device": str(device),
@@ -137,7 +133,7 @@ def main() -> None:
             "profile_top_ops": table,
             "environment": environment(),
         }
-        Path(args.out).write_text(json.dumps(payload, indent=2))
+        write_result(args.out, payload)
 
 
 if __name__ == "__main__":

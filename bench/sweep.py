@@ -17,14 +17,10 @@ wall time. Medians over classes are shown.
 from __future__ import annotations
 
 import itertools
-import json
-import shlex
 import statistics
-import sys
 from dataclasses import asdict, replace
-from pathlib import Path
 
-from common import base_parser
+from common import base_parser, command, write_result
 
 from unsir_core.config import typed_value
 from unsir_core.datasets import load_dataset
@@ -107,9 +103,8 @@ def main() -> None:
             flush=True,
         )
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         payload = {
-            "command": shlex.join(["python", "bench/sweep.py", *sys.argv[1:]]),
+            "command": command(),
             "dataset": args.dataset,
             "method": args.method,
             "model": args.model,
@@ -119,7 +114,7 @@ def main() -> None:
             "environment": environment(),
             "rows": rows,
         }
-        Path(args.out).write_text(json.dumps(payload, indent=2))
+        write_result(args.out, payload)
 
 
 if __name__ == "__main__":

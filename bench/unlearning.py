@@ -24,17 +24,13 @@ recipe's epoch count and to each set's retained sample count. The JSON says whic
 
 from __future__ import annotations
 
-import json
-import shlex
 import statistics
-import sys
 import time
 from dataclasses import asdict, replace
-from pathlib import Path
 
 import notebook  # noqa: F401  (registers unsir_notebook, the official notebook with its defects)
 import torch
-from common import base_parser
+from common import base_parser, command, write_result
 
 from unsir_core.checkpoints import read_metadata
 from unsir_core.config import with_overrides
@@ -205,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     summary = summarise(settings, methods)
     payload = {
         "benchmark": f"{args.dataset}_{args.model}",
-        "command": shlex.join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]]),  # as invoked
+        "command": command(),
         "dataset": args.dataset,
         "model": args.model,
         "device": str(device),
@@ -224,8 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     print_summary(payload, methods)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(payload, indent=2))
+        write_result(args.out, payload)
         print(f"wrote {args.out}")
 
 

@@ -67,3 +67,21 @@ def test_zero_glance_methods_never_receive_forget_samples(digits, trained_digits
 def test_unsir_forgets_on_digits_through_the_registry(digits, trained_digits_model):
     result = unlearn("unsir", trained_digits_model, "resnet18", digits, (3,), CPU, seed=0)
     assert accuracy_report(result.model, digits, [3], CPU)["forget_acc"] < 0.1
+
+
+def test_unsir_is_listed_first_and_the_gold_standard_is_not_an_unlearning_method():
+    from unsir_core.methods import unlearning_methods
+
+    assert list_methods()[0] == "unsir"
+    gold = [m for m in list_methods() if get_method(m).gold_standard]
+    assert gold == ["retrain"] and unlearning_methods() == [m for m in list_methods() if m != "retrain"]
+
+
+def test_presets_are_declared_by_the_method():
+    from unsir_core.unsir import UnsirConfig, default_unsir
+
+    assert method_config("unsir", "cifar10", "resnet18", preset="official") == UnsirConfig.official()
+    assert method_config("unsir", "digits", "resnet18") == default_unsir("digits", "resnet18")
+    assert method_config("retrain", "digits", "resnet18").epochs == 4  # the data set's recipe, not CIFAR's
+    with pytest.raises(UnknownNameError, match="neggrad has no preset 'official'"):
+        method_config("neggrad", "cifar10", "resnet18", preset="official")

@@ -12,7 +12,6 @@ The command line is ``python -m unsir_core --help``.
 
 __version__ = "0.1.0"
 
-from . import baselines  # noqa: E402, F401, I001  (registers the baselines, after "unsir" so that it is listed first)
 from .checkpoints import load_into, save_checkpoint  # noqa: E402
 from .data import DataBundle, ImageTensors, forbid_classes, resolve_classes  # noqa: E402
 from .datasets import list_datasets, load_dataset  # noqa: E402
@@ -22,7 +21,12 @@ from .models import create_model, list_models  # noqa: E402
 from .recipes import TrainConfig, default_recipe  # noqa: E402
 from .runtime import resolve_device, set_seed  # noqa: E402
 from .train import fit, train_one_epoch  # noqa: E402
-from .unsir import UnsirConfig, impair, learn_noise, repair, unsir  # noqa: E402  (registers the method "unsir")
+
+# Importing these registers the methods, in the order every list shows them: UNSIR first.
+# isort: off
+from .unsir import UnsirConfig, impair, learn_noise, repair, unsir  # noqa: E402
+from . import baselines  # noqa: E402, F401
+# isort: on
 
 __all__ = [
     "DataBundle",

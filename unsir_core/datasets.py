@@ -28,8 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from .data import DataBundle, ImageTensors
-from .errors import BadDataError, DataMissingError, UnknownNameError
+from .errors import BadDataError, DataMissingError
 from .paths import default_data_dir
+from .registry import Registry
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class DatasetSpec:
     user_folder: bool  # its data directory is a folder of the user's, not the shared data directory
 
 
-_DATASETS: dict[str, DatasetSpec] = {}
+_DATASETS: Registry[DatasetSpec] = Registry("data set", sort=True)
 
 
 def register_dataset(name: str, *, resizable: bool = False, user_folder: bool = False):
@@ -52,13 +53,11 @@ def register_dataset(name: str, *, resizable: bool = False, user_folder: bool = 
 
 
 def list_datasets() -> list[str]:
-    return sorted(_DATASETS)
+    return _DATASETS.names()
 
 
 def dataset_spec(name: str) -> DatasetSpec:
-    if name not in _DATASETS:
-        raise UnknownNameError(f"unknown data set {name!r}; choose one of: {', '.join(list_datasets())}")
-    return _DATASETS[name]
+    return _DATASETS.lookup(name)
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, image_size: int = 32) -> DataBundle:

@@ -17,7 +17,6 @@ import torch
 import torch.nn as nn
 
 from .data import DataBundle, ImageTensors, retained_classes
-from .errors import UnknownNameError
 from .metrics import (
     accuracy_report,
     layer_distances,
@@ -26,6 +25,7 @@ from .metrics import (
     prediction_distribution,
     relearn_time,
 )
+from .registry import Registry
 from .runtime import ProgressFn
 from .train import predict
 
@@ -70,7 +70,7 @@ class Metric:
     needs: str | None  # "original" or "retrained": skipped when the context has no such model
 
 
-_METRICS: dict[str, Metric] = {}
+_METRICS: Registry[Metric] = Registry("metric")
 
 
 def register_metric(name: str, key: str, *, needs: str | None = None):
@@ -83,13 +83,12 @@ def register_metric(name: str, key: str, *, needs: str | None = None):
 
 def list_metrics() -> list[str]:
     """The metrics beyond accuracy, in the order they are computed and stored."""
-    return list(_METRICS)
+    return _METRICS.names()
 
 
 def check_metrics(names: Sequence[str]) -> None:
-    unknown = [n for n in names if n not in _METRICS]
-    if unknown:
-        raise UnknownNameError(f"unknown metric {unknown[0]!r}; choose from: {', '.join(list_metrics())}")
+    for name in names:
+        _METRICS.lookup(name)
 
 
 @register_metric("predictions", "prediction_distribution")

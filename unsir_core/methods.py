@@ -30,6 +30,7 @@ from torch import nn
 from .config import knobs
 from .data import DataBundle, ImageTensors, forbid_classes, retained_classes
 from .errors import UnknownNameError
+from .registry import Registry
 from .runtime import ProgressFn
 
 Normalize = Callable[[torch.Tensor], torch.Tensor]
@@ -79,7 +80,7 @@ class Method:
         return presets[preset](dataset, model)
 
 
-_METHODS: dict[str, Method] = {}
+_METHODS: Registry[Method] = Registry("method")
 
 
 def register_method(
@@ -109,9 +110,7 @@ def unlearning_methods() -> list[str]:
 
 
 def get_method(name: str) -> Method:
-    if name not in _METHODS:
-        raise UnknownNameError(f"unknown method {name!r}; choose one of: {', '.join(list_methods())}")
-    return _METHODS[name]
+    return _METHODS.lookup(name)
 
 
 def method_config(name: str, dataset: str, model: str, overrides: dict | None = None, preset: str = TUNED) -> Any:

@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 import torchvision.models as tvm
 
-from .errors import UnknownNameError, UnsirError
+from .errors import UnsirError
+from .registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
 LayersFn = Callable[[nn.Module], list[nn.Module]]
@@ -32,7 +33,7 @@ class ModelSpec:
     cam_reshape: ReshapeFn | None = None  # (B, tokens, C) -> (B, C, h, w) for a transformer
 
 
-_MODELS: dict[str, ModelSpec] = {}
+_MODELS: Registry[ModelSpec] = Registry("model", sort=True)
 
 
 def register_model(name: str, *, cam_layers: LayersFn, cam_reshape: ReshapeFn | None = None):
@@ -44,13 +45,11 @@ def register_model(name: str, *, cam_layers: LayersFn, cam_reshape: ReshapeFn | 
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return _MODELS.names()
 
 
 def model_spec(name: str) -> ModelSpec:
-    if name not in _MODELS:
-        raise UnknownNameError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
-    return _MODELS[name]
+    return _MODELS.lookup(name)
 
 
 def create_model(name: str, num_classes: int, *, image_size: int = 32, pretrained: bool = False) -> nn.Module:
