@@ -115,6 +115,50 @@ def _reference_models(
     return original, original_meta, retrained, retrained_meta
 
 
+def _one_seed(
+    cfg: ExperimentConfig,
+    data: DataBundle,
+    forget: tuple[int, ...],
+    configs: dict[str, Any],
+    device: torch.device,
+    cache_dir: Path,
+    splits: EvalSplits,
+    seed: int,
+    progress: ProgressFn | None,
+) -> tuple[dict[str, dict], dict[str, nn.Module], dict[str, BaseException]]:
+    """Every model's metrics for one seed (original, retrained, each method), the unlearned
+    models by method, and the methods that failed with their errors."""
+    model_seed = seed if cfg.model_seed is None else cfg.model_seed
+    original, original_meta, retrained, retrained_meta = _reference_models(
+        cfg, data, forget, device, cache_dir, model_seed, progress
+    )
+    forget_test = splits.forget_test
+    original_forget_acc = accuracy(predict(original, forget_test.images, data.normalize, device), forget_test.labels)
+    ctx = EvalContext(
+        data, forget, device, splits, original, retrained, cfg.relearn_fraction * original_forget_acc, seed
+    )
+
+    models = {"original": {**evaluate_model(original, ctx, cfg.metrics, progress), **_train_info(original_meta)}}
+    if retrained is not None:
+        models["retrained"] = {**evaluate_model(retrained, ctx, cfg.metrics, progress), **_train_info(retrained_meta)}
+    unlearned, failed = {}, {}
+    for name, method_cfg in configs.items():
+        try:
+            result = unlearn(name, original, cfg.model, data, forget, device, method_cfg, seed=seed, progress=progress)
+        except (UnsirError, torch.OutOfMemoryError, MemoryError) as err:
+            failed[name] = err
+            continue
+        models[name] = {
+            **evaluate_model(result.model, ctx, cfg.metrics, progress),
+            "seconds": result.seconds,
+            "phases": result.phases,
+            "history": result.history,
+            "zero_glance": not get_method(name).reads_forget,
+        }
+        unlearned[name] = result.model
+    return models, unlearned, failed
+
+
 def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) -> tuple[dict, dict[str, nn.Module]]:
     """Run ``cfg``. Returns the metrics dict (the content of metrics.json) and the unlearned
     models of the first seed by method name (to be saved with the run).
@@ -124,57 +168,23 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
     """
     data = load_dataset(cfg.dataset, cfg.data_dir, image_size=cfg.image_size)
     forget = resolve_classes(list(cfg.forget), data.classes)
-    methods = cfg.unlearning_methods()
-    configs = {name: cfg.method_config(name) for name in methods}
+    configs = {name: cfg.method_config(name) for name in cfg.unlearning_methods()}
     device = resolve_device(cfg.device)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     splits = EvalSplits.of(data, forget)
 
-    per_seed, errors, first_models = [], {}, {}
-    first_error: BaseException | None = None
+    per_seed, first_models, errors, first_error = [], {}, {}, None
     for seed in cfg.seed_list():
-        model_seed = seed if cfg.model_seed is None else cfg.model_seed
-        original, original_meta, retrained, retrained_meta = _reference_models(
-            cfg, data, forget, device, cache_dir, model_seed, progress
-        )
-        forget_test = splits.forget_test
-        original_forget_acc = accuracy(
-            predict(original, forget_test.images, data.normalize, device), forget_test.labels
-        )
-        ctx = EvalContext(
-            data, forget, device, splits, original, retrained, cfg.relearn_fraction * original_forget_acc, seed
-        )
-
-        models: dict[str, dict] = {
-            "original": {**evaluate_model(original, ctx, cfg.metrics, progress), **_train_info(original_meta)}
-        }
-        if retrained is not None:
-            models["retrained"] = {
-                **evaluate_model(retrained, ctx, cfg.metrics, progress),
-                **_train_info(retrained_meta),
-            }
-        for name in methods:
-            try:
-                result = unlearn(
-                    name, original, cfg.model, data, forget, device, configs[name], seed=seed, progress=progress
-                )
-            except (UnsirError, torch.OutOfMemoryError, MemoryError) as err:
-                errors.setdefault(name, f"{type(err).__name__}: {err}")
-                first_error = first_error or err
-                continue
-            models[name] = {
-                **evaluate_model(result.model, ctx, cfg.metrics, progress),
-                "seconds": result.seconds,
-                "phases": result.phases,
-                "history": result.history,
-                "zero_glance": not get_method(name).reads_forget,
-            }
-            if seed == cfg.seed_list()[0]:
-                first_models[name] = result.model
+        models, unlearned, failed = _one_seed(cfg, data, forget, configs, device, cache_dir, splits, seed, progress)
+        for name, err in failed.items():
+            errors.setdefault(name, f"{type(err).__name__}: {err}")
+            first_error = first_error or err
+        if seed == cfg.seed_list()[0]:
+            first_models = unlearned
         per_seed.append({"seed": seed, "models": models})
 
-    if methods and all(name in errors for name in methods):
-        if len(methods) == 1 and isinstance(first_error, UnsirError):
+    if configs and all(name in errors for name in configs):
+        if len(configs) == 1 and isinstance(first_error, UnsirError):
             raise first_error
         raise UnsirError(f"every method failed: {'; '.join(f'{k}: {v}' for k, v in errors.items())}")
     metrics = {
