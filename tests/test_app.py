@@ -247,3 +247,14 @@ def test_a_run_with_a_malformed_metrics_json_is_skipped_by_the_pages(runs_dir, p
     at = app(page)
     assert not at.exception, at.exception
     assert "No runs yet" not in texts(at.info)
+
+
+def test_the_sidebar_settings_survive_a_page_switch():
+    # Streamlit ties a widget's value to the page that drew it; every page draws the sidebar
+    at = app()
+    at.sidebar.number_input[0].set_value(3).run()
+    at.sidebar.selectbox[1].set_value("allcnn").run()
+    for page in PAGES[1:] + PAGES[:1]:
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+        assert "resnet18" not in texts(at.caption) and "allcnn · seed 3" in texts(at.caption), page

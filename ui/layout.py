@@ -38,7 +38,7 @@ def page_setup(title: str) -> Settings:
         for page in PAGES:
             st.page_link(page.path, label=page.title, icon=page.icon)
         st.divider()
-    s = settings_widgets()
+    s = settings_widgets(title)
     st.title(title)
     st.caption(f"{s.dataset} · {s.model} · seed {s.seed} · device **{s.device_used}**")
     return s

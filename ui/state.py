@@ -70,29 +70,56 @@ def settings() -> Settings:
     return s
 
 
-def settings_widgets() -> Settings:
-    """The sidebar's settings widgets; returns the settings they give."""
+_SAVED = "saved:"  # prefix of the copies of the settings that outlive a page switch
+_SETTINGS = (Keys.DATASET, Keys.FOLDER, Keys.MODEL, Keys.DEVICE, Keys.SEED)
+
+
+def _default(key: str, **default) -> dict:
+    """The widget's default, unless the session already holds its value (giving both makes
+    Streamlit warn)."""
+    return {} if key in st.session_state else default
+
+
+def settings_widgets(page: str) -> Settings:
+    """The sidebar's settings widgets on ``page``; returns the settings they give.
+
+    Each page draws them (so a page opened first from a link has them too), and Streamlit
+    ties a widget's value to the page that drew it. So the values are copied aside after
+    every run and, when the page has changed since the last run, put back before the widgets
+    are drawn; on the same page the widgets' own values (the user's changes) win.
+    """
+    ss = st.session_state
+    if ss.get(_SAVED + "page") != page:
+        for key in _SETTINGS:
+            if _SAVED + key in ss:
+                ss[key] = ss[_SAVED + key]
+    ss[_SAVED + "page"] = page
     datasets = list_datasets()
     st.sidebar.selectbox(
         "Data set",
         datasets,
-        index=datasets.index("digits"),
         key=Keys.DATASET,
         help="digits is embedded and works offline; CIFAR needs its archive in the data directory "
         "(or internet); imagefolder reads a folder with one sub-folder per class.",
+        **_default(Keys.DATASET, index=datasets.index("digits")),
     )
-    if dataset_spec(st.session_state[Keys.DATASET]).user_folder:
+    if dataset_spec(ss[Keys.DATASET]).user_folder:
         st.sidebar.text_input(
             "Image folder",
             key=Keys.FOLDER,
             help="the name of a folder inside the data directory, one sub-folder per class",
         )
     models = list_models()
-    st.sidebar.selectbox("Model", models, index=models.index("resnet18"), key=Keys.MODEL)
+    st.sidebar.selectbox("Model", models, key=Keys.MODEL, **_default(Keys.MODEL, index=models.index("resnet18")))
     st.sidebar.selectbox(
         "Device", DEVICES, key=Keys.DEVICE, help="auto: CUDA, then Apple MPS, then CPU (only what is present is listed)"
     )
-    st.sidebar.number_input("Seed", min_value=0, value=0, step=1, key=Keys.SEED, help="model init, batches, noise")
+    st.sidebar.number_input(
+        "Seed", min_value=0, step=1, key=Keys.SEED, help="model init, batches, noise", **_default(Keys.SEED, value=0)
+    )
+    for key in _SETTINGS:
+        if key in ss:
+            ss[_SAVED + key] = ss[key]
     s = settings()
     st.sidebar.markdown(f"Device in use: **{s.device_used}**")
     if s.uploaded:
