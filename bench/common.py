@@ -29,6 +29,7 @@ def command() -> str:
 
 
 def write_result(path: str | Path, payload: dict) -> None:
-    """Write a result file (JSON) to ``path``, creating its folder."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=2))
+    """Write a result file (JSON) to ``path`` atomically, creating its folder."""
+    from unsir_core.files import write_text
+
+    write_text(path, json.dumps(payload, indent=2))

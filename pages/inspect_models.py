@@ -8,7 +8,7 @@ import streamlit as st
 import torch
 
 from ui import charts
-from ui.layout import page_setup, teaching
+from ui.layout import page_setup, teaching, user_message
 from ui.loaders import heatmaps, load_data, model_at, run_data
 from ui.runstore import stored_runs
 from ui.state import Keys
@@ -45,7 +45,7 @@ choice = st.selectbox(
 try:
     metrics = read_run(choice)
 except UnsirError as err:  # changed on disk since it was listed
-    st.error(str(err))
+    st.error(user_message(err))
     st.stop()
 cfg, models = metrics["config"], metrics["models"]
 names, forget = class_names(metrics), metrics["forget_classes"]
@@ -84,7 +84,9 @@ try:
     data_key = run_data(cfg)
     data = load_data(*data_key)
 except UnsirError as err:
-    st.warning(f"This run's data set ({cfg['dataset']}) cannot be loaded here, so there are no heatmaps: {err}")
+    st.warning(
+        f"This run's data set ({cfg['dataset']}) cannot be loaded here, so there are no heatmaps: {user_message(err)}"
+    )
     st.stop()
 c1, c2 = st.columns(2)
 per_group = c1.slider("Images per group", 1, 8, 4)
@@ -106,7 +108,7 @@ for k in trio:
     try:
         model_at(path, cfg["model"], data_key)  # fails here, with the reason, for a checkpoint that does not fit
     except UnsirError as err:
-        st.warning(f"The {k} model cannot be loaded: {err}")
+        st.warning(f"The {k} model cannot be loaded: {user_message(err).replace(str(path), 'its checkpoint')}")
     else:
         available[k] = path
 for title, idx in groups.items():

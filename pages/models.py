@@ -5,7 +5,7 @@ import torch
 
 from ui import charts
 from ui.jobs import TRAIN, live_jobs, submit_training
-from ui.layout import page_setup, teaching
+from ui.layout import page_setup, teaching, user_message
 from ui.loaders import data_or_stop, original_path, settings_data, test_logits
 from ui.state import Keys
 from ui.uploads import save_upload
@@ -51,7 +51,7 @@ with st.expander("Upload a checkpoint instead"):
         try:
             saved = save_upload(upload.name, upload.getvalue(), s, data)
         except UnsirError as err:
-            st.error(f"This checkpoint cannot be used: {err}")
+            st.error(f"This checkpoint cannot be used: {user_message(err)}")
         else:
             st.session_state[Keys.UPLOADED] = {"path": str(saved), "for": (s.dataset, s.folder, s.model)}
             st.success(f"Checkpoint {upload.name!r} accepted.")

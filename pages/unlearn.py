@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ui.jobs import UNLEARN, live_jobs, submit_experiment
-from ui.layout import page_setup, teaching
+from ui.layout import page_setup, teaching, user_message
 from ui.loaders import data_or_stop, settings_data
 from ui.state import Keys
 from unsir_core.data import resolve_classes
@@ -87,11 +87,10 @@ if st.button("Unlearn", type="primary"):
             metrics=tuple(metrics),
             original_checkpoint=s.uploaded,
         )
-    except UnsirError as err:
-        st.error(str(err))
-    else:
         label = f"unlearn {', '.join(names[c] for c in forget)} with {', '.join(methods)} ({s.model}, {s.dataset})"
         submit_experiment(cfg, label)
+    except UnsirError as err:
+        st.error(user_message(err))
 
 
 def show_finished(jobs: list[Job]) -> None:

@@ -201,13 +201,14 @@ def test_upload_errors_name_the_users_file_not_the_server(tmp_path, digits):
     save_checkpoint(model, diverged, {"model": "resnet18", "num_classes": 10})
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps({"w": print}))
+    before = set(uploads_dir().glob("*"))
     for name, path, reason in (("mine.safetensors", diverged, "NaN or infinite"), ("evil.pt", evil, "never unpickled")):
         with pytest.raises(CheckpointError) as err:
             save_upload(name, path.read_bytes(), s, digits)
         message = str(err.value)
         assert reason in message and repr(name) in message
         assert str(uploads_dir()) not in message and "weights_only" not in message
-    assert not list(uploads_dir().glob("*")), "a refused upload leaves nothing behind"
+    assert set(uploads_dir().glob("*")) == before, "a refused upload leaves nothing behind"
 
 
 def test_the_image_folder_box_reads_only_folders_inside_the_data_directory(tmp_path, monkeypatch):
@@ -216,12 +217,18 @@ def test_the_image_folder_box_reads_only_folders_inside_the_data_directory(tmp_p
     (tmp_path / "secret" / "keys").mkdir(parents=True)
     at = app()
     at.session_state["dataset"] = "imagefolder"
-    for name in ("../secret", str(tmp_path / "secret"), "/"):
+    for name, reason in (
+        ("../secret", "is not inside the data directory"),
+        (str(tmp_path / "secret"), "is not inside the data directory"),
+        ("/", "is not inside the data directory"),
+        ("a\x00b", "not a valid folder name"),
+        ("x" * 5000, "no image folder"),
+    ):
         at.session_state["imagefolder_path"] = name
         at.run()
         assert not at.exception
         message = texts(at.error)
-        assert "is not inside the data directory" in message
+        assert reason in message
         assert "keys" not in message and "etc" not in message and str(tmp_path / "data") not in message
     at.session_state["imagefolder_path"] = "empty"
     at.run()

@@ -93,3 +93,14 @@ def test_a_refused_pickle_is_explained_without_advice_to_unpickle_it(tmp_path):
     message = str(err.value)
     assert "not a plain state_dict of tensors" in message and "never unpickled" in message
     assert "weights_only" not in message and "False" not in message
+
+
+def test_a_torchscript_file_is_refused_without_advice_to_unpickle_it(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.script is deprecated; users still have such files
+        torch.jit.script(torch.nn.Linear(2, 2)).save(str(tmp_path / "scripted.pt"))
+        with pytest.raises(CheckpointError, match="TorchScript archive, not a state_dict") as err:
+            load_into(create_model("allcnn", 10), tmp_path / "scripted.pt")
+    assert "weights_only" not in str(err.value) and "False" not in str(err.value)

@@ -363,6 +363,8 @@ def test_an_impossible_out_fails_before_the_experiment(tmp_path, capsys):
         (["--set", "finetune.lr=-1", "--methods", "unsir,finetune"], "FinetuneConfig.lr must be > 0"),
         (["--set", "unsir.freeze_bn=maybe"], "expected true or false"),
         (["--metrics", "relearn,magic"], "unknown metric 'magic'"),
+        (["--impair-lr", "nan"], "UnsirConfig.impair_lr must be a finite number"),
+        (["--set", "finetune.lr=inf", "--methods", "unsir,finetune"], "FinetuneConfig.lr must be a finite number"),
     ],
 )
 def test_out_of_range_options_exit_2_before_any_training(tmp_path, capsys, extra, message):

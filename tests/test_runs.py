@@ -67,6 +67,16 @@ def test_a_folder_that_is_not_a_run_is_never_replaced(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "thesis"]  # no leftovers
 
 
+def test_a_folder_with_another_tools_metrics_json_is_not_a_run(tmp_path):
+    from unsir_core.errors import UnsirError
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "metrics.json").write_text('{"accuracy": 0.93}')
+    with pytest.raises(UnsirError, match="not a run folder"), atomic_run_dir(tmp_path / "results") as d:
+        write_json(d / "metrics.json", _metrics())
+    assert json.loads((tmp_path / "results" / "metrics.json").read_text()) == {"accuracy": 0.93}
+
+
 def test_an_empty_folder_or_an_earlier_run_may_be_replaced(tmp_path):
     (tmp_path / "empty").mkdir()
     for target in ("empty", "empty"):  # the second time it is a run
@@ -141,14 +151,6 @@ def test_a_write_killed_at_any_point_leaves_one_whole_run(tmp_path, point, survi
     assert [p.name for p in tmp_path.iterdir()] == ["r"]
 
 
-def test_a_write_in_progress_is_left_alone(tmp_path):
-    import os
-
-    busy = tmp_path / f".r.incomplete-{os.getpid()}-0123abcd"  # this process: its writer is alive
-    busy.mkdir()
-    assert list_runs(tmp_path) == [] and busy.is_dir()
-
-
 def _dead_pid() -> int:
     import subprocess
     import sys
@@ -158,12 +160,30 @@ def _dead_pid() -> int:
     return child.pid
 
 
+def test_a_write_in_progress_is_left_alone(tmp_path):
+    import os
+
+    from unsir_core.files import HOST
+
+    # a write of this process (a dashboard job, while a page lists the runs), of a run whose
+    # name holds numbers that look like a tag, and a killed write of another machine
+    for name in (
+        f".r.incomplete-{HOST}-{os.getpid()}-0123abcd",
+        f".20260101-120000-r.incomplete-{HOST}-{os.getpid()}-0123abcd",
+        f".r2.incomplete-abcdef-{_dead_pid()}-0123abcd",
+    ):
+        (tmp_path / name).mkdir()
+    assert list_runs(tmp_path) == [] and len(list(tmp_path.iterdir())) == 3
+
+
 def test_an_unfinished_replacement_brings_back_the_earlier_run(tmp_path):
-    pid = _dead_pid()
-    old = tmp_path / f".r.old-{pid}-0123abcd"  # moved aside; the new run never got its metrics.json
+    from unsir_core.files import HOST
+
+    tag = f"{HOST}-{_dead_pid()}-0123abcd"
+    old = tmp_path / f".r.old-{tag}"  # moved aside; the new run never got its metrics.json
     old.mkdir()
     write_json(old / "metrics.json", dict(_metrics(), v="old"))
-    (tmp_path / f".r.incomplete-{pid}-0123abcd").mkdir()
+    (tmp_path / f".r.incomplete-{tag}").mkdir()
     [run] = list_runs(tmp_path)
     assert read_run(run.path)["v"] == "old" and [p.name for p in tmp_path.iterdir()] == ["r"]
 
@@ -172,10 +192,11 @@ def test_temporary_checkpoints_of_killed_writers_are_removed_by_the_next_save(tm
     import os
 
     from unsir_core.checkpoints import save_checkpoint
+    from unsir_core.files import HOST
     from unsir_core.models import create_model
 
-    dead = tmp_path / f".tmp-{_dead_pid()}-0123abcd.safetensors"
-    live = tmp_path / f".tmp-{os.getpid()}-4567cdef.safetensors"
+    dead = tmp_path / f".tmp-{HOST}-{_dead_pid()}-0123abcd.safetensors"
+    live = tmp_path / f".tmp-{HOST}-{os.getpid()}-4567cdef.safetensors"
     for path in (dead, live):
         path.write_bytes(b"half a checkpoint")
     save_checkpoint(create_model("allcnn", 10), tmp_path / "a.safetensors", {})
@@ -187,7 +208,17 @@ def test_temporary_checkpoints_of_killed_writers_are_removed_by_the_next_save(tm
 
 @pytest.mark.parametrize(
     "field, value",
-    [("finished_at", None), ("finished_at", 12), ("forget_classes", "3"), ("models", []), ("config", None)],
+    [
+        ("finished_at", None),
+        ("finished_at", 12),
+        ("forget_classes", "3"),
+        ("models", []),
+        ("models", {"unsir": {"forget_acc": "high"}}),
+        ("config", None),
+        ("config", {"dataset": "digits", "model": "resnet18", "seeds": 3}),
+        ("config", {"dataset": "digits", "model": "resnet18", "seeds": None}),
+        ("config", {"dataset": "digits", "model": "resnet18", "methods": [1]}),
+    ],
 )
 def test_a_run_with_a_malformed_field_is_skipped_with_a_warning(tmp_path, field, value):
     with atomic_run_dir(tmp_path / "ok") as d:

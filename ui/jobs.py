@@ -20,7 +20,7 @@ from unsir_core.jobs import Job, JobQueue
 from unsir_core.model_cache import trained_model
 from unsir_core.paths import default_cache_dir
 from unsir_core.recipes import default_recipe
-from unsir_core.runs import write_run
+from unsir_core.runs import check_run_target, write_run
 
 from .runstore import runs_root
 from .state import Settings, session_id
@@ -57,9 +57,11 @@ def submit_training(s: Settings, data: DataBundle) -> Job:
 
 
 def submit_experiment(cfg: ExperimentConfig, label: str) -> Job:
+    """Queue ``cfg``; its run goes to a new folder of the run store, which is checked now (an
+    UnsirError if it cannot be written), not after the experiment."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     forget = "-".join(str(c) for c in cfg.forget)
-    out = runs_root() / f"{stamp}-{cfg.dataset}-{cfg.model}-forget{forget}-{uuid.uuid4().hex[:4]}"
+    out = check_run_target(runs_root() / f"{stamp}-{cfg.dataset}-{cfg.model}-forget{forget}-{uuid.uuid4().hex[:4]}")
 
     def work(progress):
         metrics, models = run_experiment(cfg, progress=progress)

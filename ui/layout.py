@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from unsir_core.paths import default_cache_dir, default_data_dir
+
 from .state import Settings, settings_widgets
 
 
@@ -48,3 +50,11 @@ def teaching(text: str) -> None:
     """A short, collapsible explanation of what the page shows."""
     with st.expander("What am I looking at?"):
         st.markdown(text)
+
+
+def user_message(err: Exception) -> str:
+    """An error's message for the page, with the server's folders named rather than shown."""
+    text = str(err)
+    for folder, name in ((default_cache_dir(), "the checkpoint cache"), (default_data_dir(), "the data directory")):
+        text = text.replace(str(folder.expanduser().resolve()), name).replace(str(folder), name)
+    return text

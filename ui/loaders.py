@@ -25,6 +25,7 @@ from unsir_core.paths import default_cache_dir, default_data_dir, inside
 from unsir_core.recipes import default_recipe
 from unsir_core.train import predict
 
+from .layout import user_message
 from .state import Settings
 
 DataKey = tuple[str, str | None, int]  # (data set, folder or None for the shared data directory, image size)
@@ -40,7 +41,11 @@ def user_folder(name: str) -> Path:
     """The folder ``name`` inside the data directory (an :class:`UnsirError` for a name
     that leads outside it or does not exist); its location on the server is never shown."""
     path = inside(default_data_dir(), name, what="image folder")
-    if not path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError:  # e.g. a name too long for the file system
+        is_dir = False
+    if not is_dir:
         raise UnsirError(f"there is no image folder {name!r} in the data directory")
     return path
 
@@ -63,14 +68,14 @@ def data_or_stop(s: Settings) -> DataBundle:
     """The chosen data set, or a clear message in the page and a stop."""
     if dataset_spec(s.dataset).user_folder and not s.folder:
         st.info(
-            "Enter the path of an ImageFolder data set in the sidebar: the name of a folder inside the data "
-            "directory, with one sub-folder per class."
+            "Enter the path of an ImageFolder data set in the sidebar: the name of a folder in the data "
+            "directory ($UNSIR_DATA_DIR), with one sub-folder per class."
         )
         st.stop()
     try:
         return load_data(*settings_data(s))
     except UnsirError as err:
-        st.error(f"The data set cannot be loaded: {err}")
+        st.error(f"The data set cannot be loaded: {user_message(err)}")
         st.stop()
 
 

@@ -55,7 +55,7 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (SafetensorError, OSError, RuntimeError, ValueError, EOFError) as err:
-        raise CheckpointError(f"{path} is corrupt or not a checkpoint: {err}") from err
+        raise CheckpointError(f"{path} is corrupt or not a checkpoint: {_first_sentence(err)}") from err
     except Exception as err:  # weights_only refuses pickled objects with UnpicklingError
         raise CheckpointError(
             f"{path} is not a plain state_dict of tensors: it holds Python objects{_refused_global(err)}, "
@@ -73,6 +73,17 @@ def _refused_global(err: Exception) -> str:
     anyway (which would run whatever code the file holds)."""
     found = re.search(r"Unsupported (?:global: GLOBAL [\w.]+|operand \d+)", str(err))
     return f" ({found[0].lower()})" if found else ""
+
+
+def _first_sentence(err: Exception) -> str:
+    """The reason in an error from torch.load, without its advice to load with
+    ``weights_only=False`` (which would run whatever code the file holds)."""
+    text = str(err).strip()
+    if "weights_only" in text:
+        if "TorchScript" in text:
+            return "it is a TorchScript archive, not a state_dict (save model.state_dict() instead)"
+        return "it is not a plain state_dict of tensors"
+    return text.split(". ")[0].rstrip(".")
 
 
 def check_finite(state: dict[str, torch.Tensor], path: str | Path) -> None:

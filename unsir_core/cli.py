@@ -26,7 +26,7 @@ from .model_cache import trained_model
 from .models import list_models
 from .paths import default_cache_dir
 from .recipes import RECIPES, default_recipe
-from .runs import check_run_target, list_runs, write_run
+from .runs import REFERENCES, check_run_target, list_runs, write_run
 from .runtime import check_seed, resolve_device
 from .unsir import UnsirConfig
 
@@ -274,9 +274,16 @@ def cmd_runs(args: argparse.Namespace) -> None:
         print(f"warning: {w.message}", file=sys.stderr)
     if not rows:
         print(f"no runs under {args.root}")
+
+    def fig(value) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
     for r in rows:
-        unsir = r.headline.get("unsir", {})
-        figures = f"unsir forget {unsir['forget_acc']:.3f} retain {unsir['retain_acc']:.3f}" if unsir else ""
+        figures = "; ".join(
+            f"{name} forget {fig(h.get('forget_acc'))} retain {fig(h.get('retain_acc'))}"
+            for name, h in r.headline.items()
+            if name not in REFERENCES
+        )
         print(
             f"{r.finished_at:<25} {r.path.name:<30} {r.dataset}/{r.model} forget={r.forget_classes} "
             f"methods={','.join(r.methods)} seeds={r.seeds} {figures}"

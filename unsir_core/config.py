@@ -10,6 +10,7 @@ made, also by ``dataclasses.replace``, so a bad value is refused before any work
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
@@ -42,6 +43,8 @@ class Knobs:
             value, low, above = getattr(self, f.name), f.metadata.get("min"), f.metadata.get("above")
             if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
+            if not math.isfinite(value):
+                raise InvalidConfigError(f"{type(self).__name__}.{f.name} must be a finite number, got {value}")
             if (low is not None and value < low) or (above is not None and value <= above):
                 bound = f">= {low}" if low is not None else f"> {above}"
                 raise InvalidConfigError(f"{type(self).__name__}.{f.name} must be {bound}, got {value}")

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .data import DataBundle, ImageTensors
 from .errors import BadDataError, DataMissingError
-from .paths import default_data_dir
+from .paths import default_data_dir, first_missing
 from .registry import Registry
 
 
@@ -116,27 +116,21 @@ _CIFAR = {
 }
 
 
-def _first_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` that does not exist yet (None if it exists)."""
-    missing = None
-    while not path.exists():
-        missing, path = path, path.parent
-    return missing
-
-
 def _load_cifar(name: str, root: Path) -> DataBundle:
     import torchvision.datasets as tvd
 
     cls_name, archive, mean, std = _CIFAR[name]
     cls = getattr(tvd, cls_name)
-    created = _first_missing(root)  # a failed load removes what it created, and only that
+    created = first_missing(root)  # a failed load removes what it created, and only that
     try:
         # download=True extracts a local archive after checking its md5, and only downloads
         # when the archive is missing.
         splits = [cls(str(root), train=t, download=True) for t in (True, False)]
-    except (OSError, RuntimeError) as err:  # URLError is an OSError
+    except BaseException as err:  # also an interrupt: nothing half-downloaded stays behind
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
+        if not isinstance(err, (OSError, RuntimeError)):  # URLError is an OSError
+            raise
         raise DataMissingError(
             f"{name} is not in {root} and could not be downloaded ({err}). Put the official "
             f"archive {archive} into {root} (or pass --data-dir / set UNSIR_DATA_DIR to the "
@@ -167,6 +161,7 @@ def _read_image_folder(folder: Path, image_size: int) -> tuple[torch.Tensor, tor
     that cannot be decoded is collected first, so the error names them all at once."""
     import torchvision.transforms.v2 as T
     from PIL import Image, UnidentifiedImageError
+    from PIL.Image import DecompressionBombError
     from torchvision.datasets.folder import IMG_EXTENSIONS
 
     classes = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
@@ -188,7 +183,7 @@ def _read_image_folder(folder: Path, image_size: int) -> tuple[torch.Tensor, tor
                 with Image.open(path) as img:
                     images.append(transform(img.convert("RGB")))
                 labels.append(label)
-            except (UnidentifiedImageError, OSError, ValueError) as err:
+            except (UnidentifiedImageError, DecompressionBombError, OSError, ValueError) as err:
                 bad.append((path.relative_to(folder), err))
     if bad:
         (first, err), more = bad[0], len(bad) - 1

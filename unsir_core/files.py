@@ -2,37 +2,40 @@
 
 A file is written under a hidden temporary name beside its final place and renamed into
 place when complete, so a reader sees the old file or the new one, never half of one. The
-temporary name carries the writer's process id (``.tmp-<pid>-<random><suffix>``): a kill
-leaves only such names, and :func:`writer_gone` tells them apart from a write still in
-progress in another thread or process, so that the next write can remove them safely.
+temporary name ends in a tag, ``<host>-<pid>-<random>`` (:func:`tag`), that says whose write it
+is: a kill leaves only such names, and :func:`writer_gone` tells them apart from a write still
+in progress in another thread or process, so that the next write can remove them safely.
+A write from another machine (a cache on a shared disk) is never taken for a dead one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-_TAGGED = re.compile(r"-(?P<pid>\d+)-[0-9a-f]+")
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]  # this machine, in a tag
+TAG = r"(?P<host>[0-9a-f]{6})-(?P<pid>\d+)-(?P<rand>[0-9a-f]{8})"  # a tag, as a regex group
+_TEMPORARY = re.compile(rf"^\.tmp-{TAG}(\.[^.]+)?$")
 
 
 def tag() -> str:
-    """``<pid>-<random>``: unique among concurrent writers, and tells whose write it is."""
-    return f"{os.getpid()}-{secrets.token_hex(4)}"
+    """``<host>-<pid>-<random>``: unique among concurrent writers, and tells whose write it is."""
+    return f"{HOST}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def writer_gone(name: str) -> bool:
-    """True when the process whose :func:`tag` is in ``name`` no longer runs (a name
-    without a tag is never taken for a leftover)."""
-    match = _TAGGED.search(name)
-    if match is None:
-        return False
+def writer_gone(match: re.Match) -> bool:
+    """True when the writer named by a match of :data:`TAG` has died: it ran on this machine
+    and its process no longer exists (a thread of this process, or a process of another
+    machine or user, counts as alive)."""
     pid = int(match["pid"])
-    if pid == os.getpid():
-        return False  # a thread of this process may be writing it right now
+    if match["host"] != HOST or pid == os.getpid():
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -46,7 +49,8 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Delete the ``.tmp-*`` files in ``folder`` whose writer was killed; returns them."""
     removed = []
     for path in folder.glob(".tmp-*"):
-        if path.is_file() and writer_gone(path.name):
+        match = _TEMPORARY.match(path.name)
+        if match and writer_gone(match) and path.is_file():
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

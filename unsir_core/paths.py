@@ -39,7 +39,19 @@ def inside(root: str | Path, name: str, what: str = "folder", where: str = "the 
     if not name:
         raise UnsirError(f"no {what} name given")
     root = Path(root).expanduser().resolve()
-    path = (root / name).resolve()
+    try:
+        path = (root / name).resolve()
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        raise UnsirError(f"{what} {name[:60]!r} is not a valid folder name") from None
     if root not in path.parents:
         raise UnsirError(f"{what} {name!r} is not inside {where}: give the name of a folder there")
     return path
+
+
+def first_missing(path: str | Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None if ``path`` exists):
+    what creating ``path`` would create."""
+    path, missing = Path(path), None
+    while not path.exists():
+        missing, path = path, path.parent
+    return missing

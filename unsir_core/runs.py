@@ -29,12 +29,13 @@ import torch.nn as nn
 
 from .checkpoints import save_checkpoint
 from .errors import UnsirError
-from .files import tag, write_text, writer_gone
+from .files import TAG, tag, write_text, writer_gone
+from .paths import first_missing
 
 METRICS = "metrics.json"
 REFERENCES = ("original", "retrained")  # the models every run measures its unlearned models against
 CHECKPOINT_SUFFIX = ".safetensors"
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<state>incomplete|old)-(?P<tag>\d+-[0-9a-f]+)$")
+_LEFTOVER = re.compile(rf"^\.(?P<name>.+)\.(?P<state>incomplete|old)-(?P<tag>{TAG})$")
 
 
 def checkpoint_file(run_dir: str | Path, method: str) -> Path:
@@ -52,6 +53,11 @@ def check_run_target(out: str | Path) -> Path:
             raise UnsirError(f"{out} is a file, not a run folder; give --out a folder name that does not exist yet")
         entries = sorted(p.name for p in out.iterdir())
         foreign = [n for n in entries if n != METRICS and not n.endswith(CHECKPOINT_SUFFIX)]
+        if not foreign and METRICS in entries:
+            try:
+                read_run(out)
+            except UnsirError:
+                foreign = [METRICS]  # a metrics.json, but not a run's: another tool's results
         if foreign or (entries and METRICS not in entries):
             example = (foreign or entries)[0]
             raise UnsirError(
@@ -60,8 +66,8 @@ def check_run_target(out: str | Path) -> Path:
                 + "); a run only replaces an earlier run. Choose another --out"
             )
     ancestor = out.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
+    if (missing := first_missing(ancestor)) is not None:
+        ancestor = missing.parent
     if not ancestor.is_dir():
         raise UnsirError(f"cannot write the run {out}: {ancestor} is a file, not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
@@ -75,24 +81,27 @@ def recover(folder: str | Path) -> None:
     folder = Path(folder)
     if not folder.is_dir():
         return
-    leftovers = [(p, m) for p in folder.iterdir() if (m := _LEFTOVER.match(p.name)) and writer_gone(p.name)]
+    leftovers = [(p, m) for p in folder.iterdir() if (m := _LEFTOVER.match(p.name)) and writer_gone(m)]
     for path, m in sorted(leftovers, key=lambda pm: pm[1]["state"] != "old"):  # old ones first
-        if not path.exists():
-            continue  # already moved while handling its old run
         final = folder / m["name"]
-        if m["state"] == "old":
-            new = folder / f".{m['name']}.incomplete-{m['tag']}"
-            if not final.exists():
-                if (new / METRICS).is_file():
-                    new.rename(final)  # the new run was complete: finish the swap
-                else:
-                    path.rename(final)  # put the earlier run back
-                    continue
-            shutil.rmtree(path, ignore_errors=True)
-        elif (path / METRICS).is_file() and not final.exists():
-            path.rename(final)  # complete, killed just before it was moved into place
-        else:
-            shutil.rmtree(path, ignore_errors=True)
+        try:  # another session may be recovering the same leftovers: whoever renames first wins
+            if not path.exists():
+                continue  # already moved while handling its old run
+            if m["state"] == "old":
+                new = folder / f".{m['name']}.incomplete-{m['tag']}"
+                if not final.exists():
+                    if (new / METRICS).is_file():
+                        new.rename(final)  # the new run was complete: finish the swap
+                    else:
+                        path.rename(final)  # put the earlier run back
+                        continue
+                shutil.rmtree(path, ignore_errors=True)
+            elif (path / METRICS).is_file() and not final.exists():
+                path.rename(final)  # complete, killed just before it was moved into place
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
 
 
 @contextmanager
@@ -109,13 +118,18 @@ def atomic_run_dir(out_dir: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         check_run_target(out)  # nothing else appeared there meanwhile
-        if out.exists():
+        if not out.exists():
+            tmp.rename(out)
+        else:
             old = out.parent / f".{out.name}.old-{me}"
-            out.rename(old)
+            try:
+                out.rename(old)
+            except OSError as err:  # e.g. a mount point: keep the finished run where it can be found
+                kept = out.parent / f"{out.name}-{me}"
+                tmp.rename(kept)
+                raise UnsirError(f"could not replace {out} ({err.strerror}); the new run is in {kept}") from err
             tmp.rename(out)
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -168,7 +182,13 @@ def _is_int(x) -> bool:
 def validate_run(m) -> dict:
     """``m`` (a parsed metrics.json) if it has what listing and inspecting a run read, with
     the types they expect; otherwise a ValueError that says which field is wrong."""
+    try:
+        return _validate(m)
+    except (TypeError, AttributeError, KeyError) as err:  # a field of a type the checks did not expect
+        raise ValueError(f"malformed ({type(err).__name__}: {err})") from None
 
+
+def _validate(m) -> dict:
     def need(ok: bool, what: str) -> None:
         if not ok:
             raise ValueError(what)
@@ -178,8 +198,9 @@ def validate_run(m) -> dict:
     need(isinstance(cfg, dict), "no config")
     for key in ("dataset", "model"):
         need(isinstance(cfg.get(key), str), f"config.{key} is not a name")
-    need(isinstance(cfg.get("methods", []), list), "config.methods is not a list")
-    need(all(_is_int(s) for s in cfg.get("seeds", [cfg.get("seed", 0)])), "config.seeds are not integers")
+    methods, seeds = cfg.get("methods", []), cfg.get("seeds", [cfg.get("seed", 0)])
+    need(isinstance(methods, list) and all(isinstance(x, str) for x in methods), "config.methods are not names")
+    need(isinstance(seeds, list) and all(_is_int(x) for x in seeds), "config.seeds are not integers")
     forget = m.get("forget_classes")
     need(isinstance(forget, list) and forget and all(_is_int(c) and c >= 0 for c in forget), "bad forget_classes")
     names = m.get("class_names", [])
