@@ -176,7 +176,17 @@ def main(argv: list[str] | None = None) -> None:
                     "seconds": result.seconds,
                     "phases": result.phases,
                 }
-                ctx = EvalContext(data, forget, device, splits, original, None, relearn_fraction * o_forget, seed)
+                ctx = EvalContext(
+                    data,
+                    forget,
+                    device,
+                    splits,
+                    original,
+                    None,
+                    relearn_fraction * o_forget,
+                    seed,
+                    model_name=args.model,
+                )
                 run.update(extra_metrics(result.model, ctx, extra))
                 runs.append(run)
                 label = ",".join(map(str, forget))

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from ui import charts
+from ui import charts, inside
 from ui.layout import page_setup, teaching, user_message
 from ui.loaders import heatmaps, load_data, model_at, run_data
 from ui.runstore import stored_runs
@@ -78,6 +78,34 @@ with right:
         st.plotly_chart(charts.prediction_figure(predictions, names, forget), width="stretch")
     else:
         st.info("This run did not measure prediction distributions.")
+
+st.subheader("Inside the model")
+inside_shown = False
+if any(m.get("probe") for m in trio.values()):
+    st.plotly_chart(inside.probe_figure(trio), width="stretch")
+    st.caption(inside.TEACHING["probe"])
+    inside_shown = True
+if any(m.get("cka") for m in trio.values()):
+    group = st.radio("CKA on", ["forget", "retain"], horizontal=True, format_func=lambda g: f"{g}-class images")
+    st.plotly_chart(inside.cka_figure(trio, group), width="stretch")
+    st.caption(inside.TEACHING["cka"])
+    inside_shown = True
+if any(m.get("feature_map") for m in trio.values()):
+    st.plotly_chart(inside.feature_map_figure(trio, names, forget), width="stretch")
+    st.caption(inside.TEACHING["feature_map"])
+    inside_shown = True
+if any(m.get("confusion_matrix") for m in trio.values()):
+    st.plotly_chart(inside.confusion_figure(trio, names), width="stretch")
+    st.caption(inside.TEACHING["confusion"])
+    inside_shown = True
+if any(k in m for m in trio.values() for k in ("tow", "zrf")):
+    st.caption(inside.TEACHING["scores"] + " (in the table above)")
+    inside_shown = True
+if not inside_shown:
+    st.info(
+        "This run looked at the outputs only. To see inside the models, choose probe, cka, feature_map, confusion, "
+        "zrf and tow among the metrics on the Unlearn page (they take longer)."
+    )
 
 st.subheader("GradCAM")
 try:

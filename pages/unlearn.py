@@ -6,6 +6,7 @@ from ui.jobs import UNLEARN, live_jobs, submit_experiment
 from ui.layout import page_setup, teaching, user_message
 from ui.loaders import data_or_stop, settings_data
 from ui.state import Keys
+from unsir_core.config import field_choices
 from unsir_core.data import resolve_classes
 from unsir_core.errors import UnsirError
 from unsir_core.evaluation import list_metrics
@@ -33,24 +34,38 @@ if forget_ids:
         col.image([img.permute(1, 2, 0).numpy() for img in data.test.images[idx]], width=48, caption=None)
         col.caption(f"class {names[c]}")
 
-choices = unlearning_methods()
-labels = {m: f"{m} ({'reads forget data' if get_method(m).reads_forget else 'zero-glance'})" for m in choices}
+offered = unlearning_methods()
+labels = {m: f"{m} ({'reads forget data' if get_method(m).reads_forget else 'zero-glance'})" for m in offered}
 methods = st.multiselect(
     "Methods",
-    choices,
+    offered,
     default=["unsir"],
     format_func=labels.get,
     help="The retrained gold standard is always trained (or taken from the cache) alongside.",
 )
 
+ablation = st.checkbox(
+    "What does the noise add?",
+    help="Also run UNSIR with random noise (drawn, not optimised) and without noise (the impair epoch on the "
+    "retained subset alone), with UNSIR's hyper-parameters, in the same job.",
+)
+if ablation and "unsir" not in methods:
+    methods = ["unsir", *methods]
+if ablation:
+    methods += [m for m in ("unsir_random_noise", "unsir_no_noise") if m not in methods]
+
 overrides = []
 for m in methods:
+    if get_method(m).variant_of is not None:
+        continue  # an ablation runs with the hyper-parameters of the method it varies
     with st.expander(f"{m} hyper-parameters"):
         base = method_config(m, s.dataset, s.model)
         for field, _, help_text in method_knobs(m):
             value = getattr(base, field)
             widget_key = f"knob-{s.dataset}-{s.model}-{m}-{field}"
-            if isinstance(value, bool):
+            if options := field_choices(get_method(m).config, field):
+                new = st.selectbox(field, options, index=options.index(value), help=help_text, key=widget_key)
+            elif isinstance(value, bool):
                 new = st.checkbox(field, value=value, help=help_text, key=widget_key)
             elif isinstance(value, int):
                 new = int(st.number_input(field, value=value, step=1, help=help_text, key=widget_key))
@@ -67,7 +82,10 @@ metrics = st.multiselect(
     list_metrics(),
     default=list(ExperimentConfig.metrics),
     help="relearn: steps to relearn the class; distance: per-layer weight distance; predictions: what the forget "
-    "images are classified as; mia: membership inference; output_distance: JS divergence to the retrained model.",
+    "images are classified as; mia: membership inference (four attacks, the strongest reported); output_distance: "
+    "JS divergence to the retrained model. Inside the model (slower): probe (is the class still decodable from the "
+    "features?), cka (representation similarity per block), feature_map (2-D map of features), confusion "
+    "(confusion matrix); scores: zrf, tow.",
 )
 
 if st.button("Unlearn", type="primary"):

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny data and models on the CPU, caches in a temporary directory."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,3 +51,32 @@ def trained_digits_model(digits):
 def state_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+QUICK_ALL = ["--epochs", "1", "--noise-steps", "3", "--noise-batch", "16", "--dr-sub-per-class", "20", "--quiet"]
+
+
+def make_run_with_every_metric(runs_dir: Path) -> Path:
+    """A run (digits, class 4, UNSIR and its no-noise ablation, short training) with --metrics all."""
+    from unsir_core.cli import main
+
+    out = runs_dir / "all-metrics"
+    main(
+        [
+            "experiment",
+            "--dataset",
+            "digits",
+            "--model",
+            "resnet18",
+            "--forget",
+            "4",
+            "--methods",
+            "unsir,unsir_no_noise,finetune",
+            "--metrics",
+            "all",
+            "--out",
+            str(out),
+            *QUICK_ALL,
+        ]
+    )
+    return out

@@ -12,6 +12,8 @@ from unsir_core.checkpoints import save_checkpoint
 from unsir_core.errors import CheckpointError
 from unsir_core.models import create_model
 
+from .conftest import make_run_with_every_metric
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = ["pages/models.py", "pages/unlearn.py", "pages/inspect_models.py", "pages/runs.py"]
 
@@ -265,3 +267,48 @@ def test_the_sidebar_settings_survive_a_page_switch():
         at.switch_page(page).run()
         assert not at.exception, at.exception
         assert "resnet18" not in texts(at.caption) and "allcnn · seed 3" in texts(at.caption), page
+
+
+def test_inspect_shows_inside_the_model_and_runs_and_report_compare_it(runs_dir):
+    run = make_run_with_every_metric(runs_dir)
+    at = app("pages/inspect_models.py")
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert {"probe forget acc (linear)", "ToW", "ZRF", "MIA worst member rate"} <= set(table.columns)
+    assert table.loc["retrained", "ToW"] == "1.0000"
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    for expected in (
+        "Per-layer L2 distance",
+        "What the models predict",
+        "still decodable",
+        "Representation similarity",
+        "Penultimate features",
+        "Confusion matrices",
+    ):
+        assert any(expected in t for t in titles), (expected, titles)
+    assert "hidden, not erased" in texts(at.caption)
+
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception, at.exception
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any(t.startswith("Inside the model") for t in titles)
+    from ui.report import build_report
+    from unsir_core.runs import read_run
+
+    report = build_report(read_run(run))
+    assert "still decodable" in report and "Confusion matrices" in report and "ToW" in report
+
+
+def test_the_noise_question_runs_unsir_and_its_ablations_in_one_job():
+    at = app("pages/unlearn.py")
+    at.checkbox[0].check().run()
+    assert not at.exception
+    expanders = [e.label for e in at.expander]
+    assert "unsir hyper-parameters" in expanders and not any("noise hyper" in e for e in expanders)
+    from ui.jobs import job_queue
+
+    before = len(job_queue().jobs())
+    at.button[0].click().run()
+    job = job_queue().jobs()[before]
+    assert "unsir, unsir_random_noise, unsir_no_noise" in job.label
+    job_queue().cancel(job.id)

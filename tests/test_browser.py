@@ -124,3 +124,27 @@ def test_every_page_works_when_a_fresh_server_opens_it_first(tmp_path):
                 page.screenshot(path=tmp_path / f"deep-link-{Path(info.path).stem}.png", full_page=True)
                 page.context.close()
         browser.close()
+
+
+def test_inspect_shows_what_lies_inside_the_models(tmp_path, shots):
+    """A run measured with every metric: the Inspect page draws the probe, CKA, feature maps and
+    confusion matrices of original, unlearned and retrained models in a real browser."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from .conftest import make_run_with_every_metric
+
+    runs = tmp_path / "runs"
+    make_run_with_every_metric(runs)
+    with serve({"UNSIR_RUNS_DIR": str(runs)}, tmp_path / "streamlit.log") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        page = open_page(browser, url, "Inspect")
+        page.get_by_role("heading", name="Inside the model").wait_for(timeout=60_000)
+        for title in ("still decodable", "Representation similarity", "Penultimate features", "Confusion matrices"):
+            expect(page.get_by_text(title).first).to_be_visible(timeout=60_000)
+        expect(page.locator(".js-plotly-plot")).to_have_count(6, timeout=60_000)
+        for i, title in enumerate(
+            ("still decodable", "Representation similarity", "Penultimate features", "Confusion matrices")
+        ):
+            page.get_by_text(title).first.scroll_into_view_if_needed()
+            page.screenshot(path=shots / f"6-inside-{i}.png")
+        browser.close()

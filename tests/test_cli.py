@@ -451,3 +451,41 @@ def test_a_missing_cifar_data_dir_is_not_created(tmp_path, capsys, monkeypatch):
         )
     assert "cifar-10-python.tar.gz" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()
+
+
+def test_metrics_all_writes_every_metric_for_every_model(tmp_path):
+    from unsir_core.evaluation import _METRICS
+
+    out = tmp_path / "run"
+    run_cli(
+        "experiment",
+        "--dataset",
+        "digits",
+        "--model",
+        "resnet18",
+        "--forget",
+        "4",
+        "--methods",
+        "unsir,unsir_no_noise,retrain,finetune,neggrad",
+        "--metrics",
+        "all",
+        "--out",
+        str(out),
+        *QUICK,
+    )
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["config"]["metrics"] == list_metrics_names()
+    keys = {metric.key for metric in _METRICS.values()}
+    for name in ("original", "retrained", "unsir", "unsir_no_noise", "finetune", "neggrad"):
+        assert keys <= set(m["models"][name]), (name, keys - set(m["models"][name]))
+    assert m["models"]["retrained"]["tow"] == 1.0
+    assert set(m["models"]["unsir"]["cka"]) == {"forget", "retain"}
+    assert set(m["models"]["unsir"]["cka"]["forget"]) == {"original", "retrained"}
+    assert set(m["config"]["method_configs"]) == {"unsir", "unsir_no_noise", "finetune", "neggrad"}
+    assert m["config"]["method_configs"]["unsir_no_noise"]["noise"] == "none"
+
+
+def list_metrics_names() -> list[str]:
+    from unsir_core.evaluation import list_metrics
+
+    return list_metrics()

@@ -14,6 +14,8 @@ from .conftest import state_equal
 CPU = torch.device("cpu")
 SMALL = {
     "unsir": {"dr_sub_per_class": 40, "noise_batch": 16, "noise_steps": 5},
+    "unsir_random_noise": {"dr_sub_per_class": 40, "noise_batch": 16},
+    "unsir_no_noise": {"dr_sub_per_class": 40},
     "retrain": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "grad_clip_value": None, "scheduler": "none"},
     "finetune": {"epochs": 1, "lr": 0.005},
     "fisher": {"samples": 64},
@@ -85,3 +87,27 @@ def test_presets_are_declared_by_the_method():
     assert method_config("retrain", "digits", "resnet18").epochs == 4  # the data set's recipe, not CIFAR's
     with pytest.raises(UnknownNameError, match="neggrad has no preset 'official'"):
         method_config("neggrad", "cifar10", "resnet18", preset="official")
+
+
+def test_the_noise_ablations_are_unsir_with_only_the_noise_changed():
+    from dataclasses import replace
+
+    from unsir_core.experiment import ExperimentConfig
+    from unsir_core.unsir import UnsirConfig, default_unsir
+
+    for name, noise in (("unsir_random_noise", "random"), ("unsir_no_noise", "none")):
+        assert not get_method(name).reads_forget
+        assert method_config(name, "digits", "resnet18") == replace(default_unsir("digits", "resnet18"), noise=noise)
+        assert method_config(name, "x", "y", preset="official") == replace(UnsirConfig.official(), noise=noise)
+    # in an experiment they follow UNSIR's config, its changes included
+    cfg = ExperimentConfig(
+        "digits",
+        "resnet18",
+        (3,),
+        methods=("unsir", "unsir_no_noise"),
+        method_configs={"unsir": UnsirConfig.official()},
+        method_overrides=(("unsir", "impair_lr", 0.003), ("unsir_no_noise", "rounds", 2)),
+    )
+    assert cfg.method_config("unsir_no_noise") == replace(
+        UnsirConfig.official(), impair_lr=0.003, noise="none", rounds=2
+    )

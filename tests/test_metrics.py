@@ -1,6 +1,7 @@
 """Each metric pinned on tiny cases whose answer is known by hand."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -9,13 +10,13 @@ from torch import nn
 from unsir_core.data import ImageTensors
 from unsir_core.metrics import (
     layer_distances,
-    membership_inference,
     output_distance,
     prediction_distribution,
     relearn_time,
     split_accuracy,
 )
 from unsir_core.models import create_model
+from unsir_core.privacy import membership_inference
 
 CPU = torch.device("cpu")
 
@@ -127,3 +128,59 @@ def test_relearn_time_counts_steps_until_the_threshold(digits):
         max_steps=10,
     )
     assert capped["steps"] == 10 and not capped["reached"]
+
+
+def test_confusion_matrix_matches_a_hand_count():
+    from unsir_core.metrics import confusion_matrix
+
+    labels = torch.tensor([0, 0, 1, 2, 2, 2])
+    predicted = torch.tensor([0, 1, 1, 2, 0, 2])
+    logits = torch.nn.functional.one_hot(predicted, 3).float()
+    assert confusion_matrix(logits, labels, 3) == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def test_tow_of_the_retrained_model_against_itself_is_one():
+    from unsir_core.metrics import tug_of_war
+
+    retrained = {"forget_acc_train": 0.0, "retain_acc_train": 0.97, "test_acc": 0.8}
+    assert tug_of_war(retrained, retrained) == 1.0
+    original = {"forget_acc_train": 1.0, "retain_acc_train": 0.99, "test_acc": 0.9}
+    assert tug_of_war(original, retrained) == pytest.approx(0.0)
+    half = {"forget_acc_train": 0.5, "retain_acc_train": 0.97, "test_acc": 0.8}
+    assert tug_of_war(half, retrained) == pytest.approx(0.5)
+
+
+def test_zrf_is_one_against_itself_and_bounded():
+    from unsir_core.metrics import zrf
+
+    model = create_model("allcnn", 3)
+    images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    assert zrf(model, copy.deepcopy(model), images, identity, CPU) == pytest.approx(1.0)
+    assert 0 <= zrf(model, create_model("allcnn", 3), images, identity, CPU) <= 1
+
+
+def test_mia_statistics_match_their_definitions():
+    from unsir_core.privacy import MIA_FEATURES
+
+    p = torch.tensor([[0.7, 0.2, 0.1]])
+    logits, label = p.log(), torch.tensor([0])
+    stats = {name: float(fn(logits, label)) for name, fn in MIA_FEATURES.items()}
+    assert stats["confidence"] == pytest.approx(0.7)
+    assert stats["loss"] == pytest.approx(-math.log(0.7))
+    assert stats["entropy"] == pytest.approx(-sum(x * math.log(x) for x in (0.7, 0.2, 0.1)))
+    mentr = -(1 - 0.7) * math.log(0.7) - 0.2 * math.log(0.8) - 0.1 * math.log(0.9)
+    assert stats["modified_entropy"] == pytest.approx(mentr)
+
+
+def test_every_attack_is_reported_with_the_strongest(digits, trained_digits_model):
+    from unsir_core.privacy import MIA_FEATURES, membership_attacks, membership_inference
+
+    retain, forget = digits.train.select([0, 1, 2]), digits.train.select([3])
+    args = (trained_digits_model, retain, digits.test.select([0, 1, 2]), forget, digits.normalize, CPU)
+    result = membership_attacks(*args, seed=0)
+    assert set(result["attacks"]) == set(MIA_FEATURES)
+    best = max(a["attack_accuracy"] for a in result["attacks"].values())
+    assert result["attacks"][result["strongest"]]["attack_accuracy"] == best
+    assert {k: result[k] for k in ("member_rate", "attack_accuracy")} == {
+        k: membership_inference(*args, seed=0)[k] for k in ("member_rate", "attack_accuracy")
+    }  # the headline figures are the entropy attack's, as before

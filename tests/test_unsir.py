@@ -135,3 +135,37 @@ def test_nan_during_impair_stops_and_leaves_the_original_untouched(digits, train
     with pytest.raises(NonFiniteLossError, match="impair: the loss became nan.*original model"):
         unsir(model, [3], dr_sub_for(digits, [3]), digits.normalize, FAST, CPU)
     assert state_equal(before, model)
+
+
+def test_random_noise_is_the_initial_draw_and_none_leaves_dr_sub_alone(digits, trained_digits_model):
+    from dataclasses import replace
+
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    drawn = torch.randn(2 * FAST.noise_batch, 3, 32, 32, generator=gen())
+    random, _ = learn_noise(
+        trained_digits_model, [2, 7], (3, 32, 32), replace(FAST, noise="random"), CPU, generator=gen()
+    )
+    learned, _ = learn_noise(trained_digits_model, [2, 7], (3, 32, 32), FAST, CPU, generator=gen())
+    assert torch.equal(random, drawn) and not torch.equal(learned, drawn)
+
+    dr = dr_sub_for(digits, [3])
+    seen = []
+    result = unsir(
+        trained_digits_model,
+        [3],
+        dr,
+        digits.normalize,
+        replace(FAST, noise="none"),
+        CPU,
+        progress=lambda phase, done, total: seen.append((phase, total)),
+    )
+    impair_steps = {total for phase, total in seen if phase == "impair"}
+    assert impair_steps == {-(-len(dr) // FAST.batch_size)}  # the impair epoch saw Dr_sub and nothing else
+    assert accuracy_report(result.model, digits, [3], CPU)["forget_acc"] <= 1.0
+
+
+def test_noise_takes_only_its_three_values():
+    from unsir_core.errors import InvalidConfigError
+
+    with pytest.raises(InvalidConfigError, match="noise must be one of error_max, random, none"):
+        UnsirConfig(noise="gaussian")

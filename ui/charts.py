@@ -10,21 +10,27 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-# One colour per model, the same on every chart (methods beyond these get plotly's defaults).
+# One colour per model, the same on every chart; a model not named here gets one of OTHERS,
+# chosen by its name, so that it too keeps its colour from chart to chart.
 COLOURS = {
     "original": "#4c78a8",
     "retrained": "#54a24b",
     "unsir": "#e45756",
+    "unsir_random_noise": "#ff9da6",
+    "unsir_no_noise": "#9e1b1b",
     "finetune": "#b279a2",
     "neggrad": "#f58518",
     "fisher": "#72b7b2",
     "amnesiac": "#9d755d",
     "bad_teacher": "#bab0ac",
 }
+OTHERS = ["#eeca3b", "#17becf", "#8c564b", "#7f7f7f", "#bcbd22", "#1f77b4"]
 
 
-def colour(name: str) -> str | None:
-    return COLOURS.get(name.split(" ")[-1])
+def colour(name: str) -> str:
+    """The colour of model ``name`` (the last word of a label such as "run 2 · unsir")."""
+    key = name.split(" ")[-1]
+    return COLOURS.get(key) or OTHERS[sum(key.encode()) % len(OTHERS)]
 
 
 def summary_table(models: Mapping[str, Mapping]) -> pd.DataFrame:
@@ -42,8 +48,30 @@ def summary_table(models: Mapping[str, Mapping]) -> pd.DataFrame:
             "JS to retrained": out.get("js_divergence"),
             "seconds": m.get("seconds"),
             "zero-glance": {True: "yes", False: "no"}.get(m.get("zero_glance"), "-"),  # "-": not a method
+            **audit_scores(m),  # shown only when the run measured them
         }
-    return pd.DataFrame(rows).T
+    table = pd.DataFrame(rows).T
+    return table.drop(columns=[c for c in AUDIT_COLUMNS if table[c].isna().all()])
+
+
+AUDIT_COLUMNS = ("probe forget acc (linear)", "ToW", "ZRF", "MIA worst member rate")
+
+
+def audit_scores(m: Mapping) -> dict[str, float | None]:
+    """The single-number audit figures of one model's metrics (None where not measured)."""
+    mia = m.get("mia") or {}
+    return dict(
+        zip(
+            AUDIT_COLUMNS,
+            (
+                ((m.get("probe") or {}).get("linear") or {}).get("forget"),
+                m.get("tow"),
+                m.get("zrf"),
+                ((mia.get("attacks") or {}).get(mia.get("strongest")) or {}).get("member_rate"),
+            ),
+            strict=True,
+        )
+    )
 
 
 # How the summary table shows each column: step counts whole, seconds to 0.1 s, the rest
@@ -112,14 +140,19 @@ def per_class_figure(accuracies: Sequence[float], class_names: Sequence[str]) ->
     return fig
 
 
-def runs_figure(rows: Sequence[Mapping]) -> go.Figure:
-    """Forget and retain accuracy of each (run, model) pair, for comparing runs: rows hold
-    ``run`` (a short label), ``method`` and the accuracies; the x axis groups models by run."""
+def runs_figure(
+    rows: Sequence[Mapping],
+    metrics: Sequence[str] = ("forget_acc", "retain_acc"),
+    title: str = "Forget / retain test accuracy",
+) -> go.Figure:
+    """``metrics`` (each in [0, 1]) of each (run, model) pair, for comparing runs: rows hold
+    ``run`` (a short label), ``method`` and the figures; the x axis groups models by run."""
     df = pd.DataFrame(rows)
     fig = go.Figure()
-    for metric in ("forget_acc", "retain_acc"):
-        fig.add_trace(go.Bar(x=[df["run"], df["method"]], y=df[metric], name=metric))
-    fig.update_layout(barmode="group", height=380, yaxis_range=[0, 1], title="Forget / retain test accuracy")
+    for metric in metrics:
+        if metric in df and df[metric].notna().any():
+            fig.add_trace(go.Bar(x=[df["run"], df["method"]], y=df[metric], name=metric))
+    fig.update_layout(barmode="group", height=380, yaxis_range=[0, 1], title=title, legend=LEGEND_ON_TOP)
     return fig
 
 

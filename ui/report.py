@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from unsir_core.runs import class_names
 
-from . import charts
+from . import charts, inside
 
 
 def _table(rows: Mapping[str, object]) -> str:
@@ -32,6 +32,14 @@ def build_report(metrics: Mapping, title: str | None = None) -> str:
     predictions = {k: m["prediction_distribution"] for k, m in models.items() if m.get("prediction_distribution")}
     if predictions:
         figures.append(charts.prediction_figure(predictions, names, forget))
+    if any(m.get("probe") for m in models.values()):
+        figures.append(inside.probe_figure(models))
+    if any(m.get("cka") for m in models.values()):
+        figures += [inside.cka_figure(models, "forget"), inside.cka_figure(models, "retain")]
+    if any(m.get("feature_map") for m in models.values()):
+        figures.append(inside.feature_map_figure(models, names, forget))
+    if any(m.get("confusion_matrix") for m in models.values()):
+        figures.append(inside.confusion_figure(models, names))
     parts = [
         fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
         for i, fig in enumerate(figures)
@@ -56,6 +64,7 @@ correctly. Relearn steps: fine-tuning steps on forget data until forget accuracy
 {cfg.get("relearn_fraction", 0.9):.0%} of the original's. MIA member rate: fraction of forget-class training
 samples a loss/entropy attack calls members. JS to retrained: mean Jensen-Shannon divergence of the outputs from
 the retrained model's on forget-class test images. Seconds: wall time of the unlearning (or training).</p>
+<p>{html.escape(inside.TEACHING["scores"])}</p>
 {table}
 {"<p><b>Methods that failed:</b> " + html.escape(json.dumps(errors)) + "</p>" if errors else ""}
 <h2>Charts</h2>

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from .config import knobs, parse_value, typed_value
+from .config import field_choices, knobs, parse_value, typed_value
 from .console import TqdmProgress, format_table
 from .data import resolve_classes, retained_classes
 from .datasets import list_datasets, load_dataset
@@ -89,7 +89,12 @@ def _add_unsir(p: argparse.ArgumentParser) -> None:
     for name, default, help_text in knobs(UnsirConfig):
         flag = "--" + _RENAMED.get(name, name).replace("_", "-")
         g.add_argument(
-            flag, dest=name, type=_arg_type(type(default)), default=None, help=f"{help_text} (CIFAR default: {default})"
+            flag,
+            dest=name,
+            type=_arg_type(type(default)),
+            choices=field_choices(UnsirConfig, name),
+            default=None,
+            help=f"{help_text} (CIFAR default: {default})",
         )
 
 
@@ -120,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument(
         "--metrics",
         default=",".join(ExperimentConfig.metrics),
-        help="metrics beyond accuracy, comma-separated, or 'accuracy' for accuracy only "
+        help="metrics beyond accuracy, comma-separated; 'accuracy' for accuracy only, 'all' for every one "
         f"(default {','.join(ExperimentConfig.metrics)}; any of {', '.join(list_metrics())})",
     )
     exp.add_argument(
@@ -180,6 +185,12 @@ def _parse_sets(items: list[str]) -> tuple[tuple[str, str, object], ...]:
     return tuple(out)
 
 
+def _metric_list(text: str) -> tuple[str, ...]:
+    """``--metrics``: names, or ``all``; ``accuracy`` (always measured) adds nothing."""
+    names = [m.strip() for m in text.split(",") if m.strip() and m.strip() != "accuracy"]
+    return tuple(list_metrics()) if names == ["all"] else tuple(names)
+
+
 def _int_list(text: str, flag: str) -> tuple[int, ...]:
     try:
         return tuple(int(s) for s in text.split(",") if s.strip())
@@ -204,7 +215,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         retrain=not args.no_retrain,
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
         method_overrides=_parse_sets(args.set),
-        metrics=() if args.metrics == "accuracy" else tuple(m for m in args.metrics.split(",") if m != "accuracy"),
+        metrics=_metric_list(args.metrics),
     )
     check_run_target(args.out)  # a folder that cannot take the run fails now, not after the experiment
     progress = TqdmProgress(disable=args.quiet)
@@ -259,7 +270,7 @@ def cmd_list(args: argparse.Namespace) -> None:
     for name in list_methods():
         m = get_method(name)
         kind = "gold standard" if m.gold_standard else "reads forget data" if m.reads_forget else "zero-glance"
-        print(f"  {name:<12} {kind:<18} {m.summary}")
+        print(f"  {name:<20} {kind:<18} {m.summary}")
     print("metrics beyond accuracy:", ", ".join(list_metrics()))
     print("recipes (data set, model):")
     for (dataset, model), recipe in RECIPES.items():

@@ -19,10 +19,22 @@ from .errors import InvalidConfigError
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
-def knob(default: Any, help: str, *, min: float | None = None, above: float | None = None) -> Any:
+def knob(
+    default: Any,
+    help: str,
+    *,
+    min: float | None = None,
+    above: float | None = None,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
     """A dataclass field with a default, a one-line help text (unit / why) and optional
-    bounds: ``min`` (value >= min) or ``above`` (value > above)."""
-    return field(default=default, metadata={"help": help, "min": min, "above": above})
+    bounds: ``min`` (value >= min), ``above`` (value > above) or ``choices`` (one of them)."""
+    return field(default=default, metadata={"help": help, "min": min, "above": above, "choices": choices})
+
+
+def field_choices(cls, name: str) -> tuple[str, ...] | None:
+    """The allowed values of field ``name`` of the dataclass ``cls`` (None: any of its type)."""
+    return next((f.metadata.get("choices") for f in fields(cls) if f.name == name), None)
 
 
 def knobs(cls) -> list[tuple[str, Any, str]]:
@@ -41,6 +53,11 @@ class Knobs:
     def __post_init__(self) -> None:
         for f in fields(self):
             value, low, above = getattr(self, f.name), f.metadata.get("min"), f.metadata.get("above")
+            allowed = f.metadata.get("choices")
+            if allowed is not None and value not in allowed:
+                raise InvalidConfigError(
+                    f"{type(self).__name__}.{f.name} must be one of {', '.join(allowed)}, got {value!r}"
+                )
             if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             if not math.isfinite(value):

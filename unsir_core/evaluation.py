@@ -1,16 +1,18 @@
 """Evaluating a model of an experiment: accuracies, then the metrics beyond accuracy by name.
 
 Each metric beyond accuracy is registered under the name users pick it by (``--metrics``, the
-dashboard) with the key it is stored under in metrics.json, and computed from an
-:class:`EvalContext`, what every model of one experiment is measured against: the data, the
-forget classes, the reference models (original and retrained) and the relearn threshold.
-The definitions are in ``metrics.py`` and README.md.
+dashboard) with the key it is stored under in metrics.json. Most are computed from a model and
+an :class:`EvalContext`, what every model of one experiment is measured against: the data,
+the forget classes, the reference models (original and retrained), the relearn threshold and
+the fixed image sets that feature-level metrics share. Scores (``kind="score"``, e.g. ToW) are
+computed afterwards from a model's figures and the retrained model's. The definitions are in
+``metrics.py``, ``privacy.py``, ``representation.py`` and README.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -19,15 +21,23 @@ import torch.nn as nn
 from .data import DataBundle, ImageTensors, retained_classes
 from .metrics import (
     accuracy_report,
+    confusion_matrix,
     layer_distances,
-    membership_inference,
     output_distance,
     prediction_distribution,
     relearn_time,
+    tug_of_war,
+    zrf,
 )
+from .models import create_model
+from .privacy import membership_attacks
 from .registry import Registry
+from .representation import block_grams, cka_from_grams, feature_map, penultimate_features, probe_accuracy
 from .runtime import ProgressFn
 from .train import predict
+
+PROBE_PER_CLASS = 200  # training images of each class the representation probe is fitted on
+FIXED_PER_GROUP = 250  # forget-class and retained-class test images that CKA and the feature map share
 
 
 @dataclass(frozen=True)
@@ -56,26 +66,50 @@ class EvalContext:
     forget: tuple[int, ...]
     device: torch.device
     splits: EvalSplits
-    original: nn.Module | None  # the reference of the weight distance
-    retrained: nn.Module | None  # the reference of the output distance
+    original: nn.Module | None  # the reference of the weight distance and of CKA
+    retrained: nn.Module | None  # the reference of the output distance, of CKA and of the scores
     relearn_threshold: float  # forget accuracy (test) at which relearning counts as done
     seed: int
+    model_name: str = ""  # the architecture (feature-level metrics find its head and blocks by it)
+    memo: dict = field(default_factory=dict, compare=False, repr=False)  # what is computed once per context
+
+    def once(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, the first time ``key`` is asked for in this context."""
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
+
+    def fixed_images(self) -> dict[str, ImageTensors]:
+        """Up to :data:`FIXED_PER_GROUP` forget-class and as many retained-class test images,
+        drawn once (seed 0), the same for every model and every seed."""
+
+        def draw() -> dict[str, ImageTensors]:
+            gen = torch.Generator().manual_seed(0)
+            out = {}
+            for group, split in (("forget", self.splits.forget_test), ("retain", self.splits.retain_test)):
+                idx = torch.randperm(len(split), generator=gen)[:FIXED_PER_GROUP].sort().values
+                out[group] = split.subset(idx)
+            return out
+
+        return self.once("fixed images", draw)
 
 
 @dataclass(frozen=True)
 class Metric:
     name: str  # as users pick it
     key: str  # where metrics.json stores it
-    fn: Callable[[nn.Module, EvalContext], Any]
+    fn: Callable[..., Any]  # (model, ctx), or for a score (entry, retrained entry, ctx)
     needs: str | None  # "original" or "retrained": skipped when the context has no such model
+    kind: str  # "model" (measured on the model) or "score" (from the figures, after every model)
+    averaged: bool = True  # False: over several seeds, the first seed's figure is kept (e.g. a 2-D map)
 
 
 _METRICS: Registry[Metric] = Registry("metric")
 
 
-def register_metric(name: str, key: str, *, needs: str | None = None):
-    def wrap(fn: Callable[[nn.Module, EvalContext], Any]):
-        _METRICS[name] = Metric(name, key, fn, needs)
+def register_metric(name: str, key: str, *, needs: str | None = None, kind: str = "model", averaged: bool = True):
+    def wrap(fn: Callable[..., Any]):
+        _METRICS[name] = Metric(name, key, fn, needs, kind, averaged)
         return fn
 
     return wrap
@@ -84,6 +118,11 @@ def register_metric(name: str, key: str, *, needs: str | None = None):
 def list_metrics() -> list[str]:
     """The metrics beyond accuracy, in the order they are computed and stored."""
     return _METRICS.names()
+
+
+def unaveraged_keys() -> list[str]:
+    """The metrics.json keys whose figures are not averaged over seeds (the first seed's is kept)."""
+    return [m.key for m in _METRICS.values() if not m.averaged]
 
 
 def check_metrics(names: Sequence[str]) -> None:
@@ -105,7 +144,7 @@ def _distance(model: nn.Module, ctx: EvalContext) -> dict[str, float]:
 @register_metric("mia", "mia")
 def _mia(model: nn.Module, ctx: EvalContext) -> dict:
     s = ctx.splits
-    return membership_inference(
+    return membership_attacks(
         model, s.retain_train, s.retain_test, s.forget_train, ctx.data.normalize, ctx.device, seed=ctx.seed
     )
 
@@ -132,15 +171,126 @@ def _relearn(model: nn.Module, ctx: EvalContext) -> dict:
     )
 
 
-def extra_metrics(model: nn.Module, ctx: EvalContext, which: Sequence[str]) -> dict:
-    """The metrics beyond accuracy named in ``which``, under their metrics.json keys, in
-    registration order; one that needs a reference model the context lacks is left out."""
-    check_metrics(which)
-    out: dict[str, Any] = {}
-    for metric in _METRICS.values():
-        if metric.name in which and (metric.needs is None or getattr(ctx, metric.needs) is not None):
-            out[metric.key] = metric.fn(model, ctx)
+@register_metric("confusion", "confusion_matrix")
+def _confusion(model: nn.Module, ctx: EvalContext) -> list[list[int]]:
+    logits = predict(model, ctx.data.test.images, ctx.data.normalize, ctx.device)
+    return confusion_matrix(logits, ctx.data.test.labels, ctx.data.num_classes)
+
+
+@register_metric("probe", "probe")
+def _probe(model: nn.Module, ctx: EvalContext) -> dict[str, dict[str, float]]:
+    """Linear and k-NN probes on the model's penultimate features: fitted on
+    :data:`PROBE_PER_CLASS` training images of every class (forget classes included, drawn
+    with the seed), scored on every forget-class test image and up to 1000 retained ones."""
+
+    def sets() -> tuple[ImageTensors, ImageTensors]:
+        train = ctx.data.train.sample_per_class(range(ctx.data.num_classes), PROBE_PER_CLASS, seed=ctx.seed)
+        gen = torch.Generator().manual_seed(ctx.seed)
+        retain = ctx.splits.retain_test
+        retain = retain.subset(torch.randperm(len(retain), generator=gen)[:1000].sort().values)
+        test = ImageTensors(
+            torch.cat([ctx.splits.forget_test.images, retain.images]),
+            torch.cat([ctx.splits.forget_test.labels, retain.labels]),
+        )
+        return train, test
+
+    train, test = ctx.once("probe sets", sets)
+    feats = [
+        penultimate_features(model, ctx.model_name, s.images, ctx.data.normalize, ctx.device) for s in (train, test)
+    ]
+    return {
+        kind: probe_accuracy(feats[0], train.labels, feats[1], test.labels, ctx.forget, kind=kind)
+        for kind in ("linear", "knn")
+    }
+
+
+def _grams(model: nn.Module, ctx: EvalContext, group: str) -> dict[str, torch.Tensor]:
+    """Per-block centred Gram matrices of ``model`` on the fixed ``group`` images (those of the
+    original and retrained models computed once per context)."""
+    images = ctx.fixed_images()[group].images
+
+    def compute() -> dict[str, torch.Tensor]:
+        return block_grams(model, ctx.model_name, images, ctx.data.normalize, ctx.device)
+
+    for ref_name in ("original", "retrained"):
+        if model is getattr(ctx, ref_name):
+            return ctx.once(f"grams {ref_name} {group}", compute)
+    return compute()
+
+
+@register_metric("cka", "cka", needs="original")
+def _cka(model: nn.Module, ctx: EvalContext) -> dict[str, dict[str, dict[str, float]]]:
+    """Linear CKA per block against the original and (when there is one) the retrained model,
+    on the fixed forget-class and retained-class test images separately:
+    ``{group: {reference: {block: cka}}}``."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for group in ctx.fixed_images():
+        mine = _grams(model, ctx, group)
+        out[group] = {}
+        for ref_name in ("original", "retrained"):
+            reference = getattr(ctx, ref_name)
+            if reference is not None:
+                ref = _grams(reference, ctx, group)
+                out[group][ref_name] = {block: cka_from_grams(mine[block], ref[block]) for block in mine}
     return out
+
+
+@register_metric("feature_map", "feature_map", averaged=False)  # PCA axes differ from seed to seed
+def _feature_map(model: nn.Module, ctx: EvalContext) -> dict[str, list]:
+    """PCA of the penultimate features of the fixed test images: ``x``, ``y`` and the true
+    ``label`` of each image (the same images, in the same order, for every model)."""
+    fixed = ctx.fixed_images()
+    images = torch.cat([fixed["forget"].images, fixed["retain"].images])
+    labels = torch.cat([fixed["forget"].labels, fixed["retain"].labels])
+    coords = feature_map(penultimate_features(model, ctx.model_name, images, ctx.data.normalize, ctx.device))
+    return {"x": coords[:, 0].round(4).tolist(), "y": coords[:, 1].round(4).tolist(), "label": labels.tolist()}
+
+
+@register_metric("zrf", "zrf")
+def _zrf(model: nn.Module, ctx: EvalContext) -> float:
+    def random_model() -> nn.Module:
+        with torch.random.fork_rng(devices=[]):  # seeded, without moving the global generator
+            torch.manual_seed(ctx.seed)
+            model = create_model(ctx.model_name, ctx.data.num_classes, image_size=ctx.data.image_shape[-1])
+        return model.to(ctx.device).eval()
+
+    return zrf(
+        model, ctx.once("random model", random_model), ctx.splits.forget_test.images, ctx.data.normalize, ctx.device
+    )
+
+
+@register_metric("tow", "tow", needs="retrained", kind="score")
+def _tow(entry: dict, reference: dict, ctx: EvalContext) -> float:
+    """ToW from the accuracies already measured (train splits, and the whole test split)."""
+    n_forget, n_retain = len(ctx.splits.forget_test), len(ctx.splits.retain_test)
+
+    def terms(e: dict) -> dict[str, float]:
+        test = (n_forget * e["forget_acc"] + n_retain * e["retain_acc"]) / (n_forget + n_retain)
+        return {"forget_acc_train": e["forget_acc_train"], "retain_acc_train": e["retain_acc_train"], "test_acc": test}
+
+    return tug_of_war(terms(entry), terms(reference))
+
+
+def _applies(metric: Metric, ctx: EvalContext, which: Sequence[str]) -> bool:
+    return metric.name in which and (metric.needs is None or getattr(ctx, metric.needs) is not None)
+
+
+def extra_metrics(model: nn.Module, ctx: EvalContext, which: Sequence[str]) -> dict:
+    """The metrics beyond accuracy named in ``which`` that are measured on the model, under
+    their metrics.json keys, in registration order; one that needs a reference model the
+    context lacks is left out."""
+    check_metrics(which)
+    return {m.key: m.fn(model, ctx) for m in _METRICS.values() if m.kind == "model" and _applies(m, ctx, which)}
+
+
+def add_scores(models: dict[str, dict], ctx: EvalContext, which: Sequence[str]) -> None:
+    """Add the scores named in ``which`` to every model's figures (needs the retrained
+    model's figures, ``models["retrained"]``)."""
+    reference = models.get("retrained")
+    for m in _METRICS.values():
+        if m.kind == "score" and _applies(m, ctx, which) and reference is not None:
+            for entry in models.values():
+                entry[m.key] = m.fn(entry, reference, ctx)
 
 
 def evaluate_model(

@@ -24,7 +24,7 @@ import torch.nn as nn
 from .data import DataBundle, resolve_classes, retained_classes
 from .datasets import load_dataset
 from .errors import InvalidConfigError, UnsirError
-from .evaluation import EvalContext, EvalSplits, check_metrics, evaluate_model
+from .evaluation import EvalContext, EvalSplits, add_scores, check_metrics, evaluate_model, unaveraged_keys
 from .methods import get_method, method_config, unlearn
 from .model_cache import checkpoint_model, trained_model
 from .paths import default_cache_dir
@@ -76,7 +76,15 @@ class ExperimentConfig:
         return self.train or default_recipe(self.dataset, self.model)
 
     def method_config(self, name: str) -> Any:
-        base = self.method_configs.get(name) or method_config(name, self.dataset, self.model)
+        """The config ``name`` runs with: given whole in ``method_configs``, else its defaults
+        (a variant: the config of the method it varies, with its changes), then the overrides."""
+        method = get_method(name)
+        if name in self.method_configs:
+            base = self.method_configs[name]
+        elif method.variant_of is not None:
+            base = replace(self.method_config(method.variant_of), **method.changes)
+        else:
+            base = method_config(name, self.dataset, self.model)
         return replace(base, **{f: v for m, f, v in self.method_overrides if m == name})
 
     def seed_list(self) -> tuple[int, ...]:
@@ -134,9 +142,8 @@ def _one_seed(
     )
     forget_test = splits.forget_test
     original_forget_acc = accuracy(predict(original, forget_test.images, data.normalize, device), forget_test.labels)
-    ctx = EvalContext(
-        data, forget, device, splits, original, retrained, cfg.relearn_fraction * original_forget_acc, seed
-    )
+    threshold = cfg.relearn_fraction * original_forget_acc
+    ctx = EvalContext(data, forget, device, splits, original, retrained, threshold, seed, model_name=cfg.model)
 
     models = {"original": {**evaluate_model(original, ctx, cfg.metrics, progress), **_train_info(original_meta)}}
     if retrained is not None:
@@ -156,6 +163,7 @@ def _one_seed(
             "zero_glance": not get_method(name).reads_forget,
         }
         unlearned[name] = result.model
+    add_scores(models, ctx, cfg.metrics)
     return models, unlearned, failed
 
 
@@ -194,7 +202,7 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
         "class_names": data.classes,
         "environment": environment(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "models": aggregate_seeds([s["models"] for s in per_seed]),
+        "models": aggregate_seeds([s["models"] for s in per_seed], first_only=unaveraged_keys()),
         "per_seed": per_seed,
         "errors": errors,
     }
@@ -235,13 +243,16 @@ def _config_record(
     }
 
 
-def aggregate_seeds(runs: list[dict[str, dict]]) -> dict[str, dict]:
+def aggregate_seeds(runs: list[dict[str, dict]], first_only: Sequence[str] = ()) -> dict[str, dict]:
     """Mean over seeds of every number (recursively, lists element-wise), with the standard
-    deviation of each top-level number under ``std``; other values are taken from the first."""
+    deviation of each top-level number under ``std``; other values, and the keys in
+    ``first_only`` (figures a mean would make meaningless, such as a 2-D map's coordinates),
+    are taken from the first seed."""
     out: dict[str, dict] = {}
     for name in runs[0]:
         entries = [r[name] for r in runs if name in r]
         merged = _mean(entries)
+        merged.update({k: entries[0][k] for k in first_only if k in entries[0]})
         merged["std"] = {
             k: statistics.pstdev(e[k] for e in entries)
             for k, v in entries[0].items()

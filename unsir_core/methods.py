@@ -71,9 +71,13 @@ class Method:
     summary: str
     presets: Mapping[str, Preset] = field(default_factory=dict)  # by name; none: "tuned" = config()
     gold_standard: bool = False  # the reference the others are compared with, not an unlearning method
+    variant_of: str | None = None  # another method whose config this one takes, with ``changes``
+    changes: Mapping[str, Any] = field(default_factory=dict)
 
     def preset(self, preset: str, dataset: str, model: str) -> Any:
         """The config of ``preset`` for ``dataset``/``model``."""
+        if self.variant_of is not None:
+            return replace(get_method(self.variant_of).preset(preset, dataset, model), **self.changes)
         presets = {TUNED: lambda d, m: self.config(), **self.presets}
         if preset not in presets:
             raise UnknownNameError(f"{self.name} has no preset {preset!r}; presets: {', '.join(presets)}")
@@ -97,6 +101,13 @@ def register_method(
         return fn
 
     return wrap
+
+
+def register_variant(name: str, *, of: str, changes: Mapping[str, Any], summary: str) -> None:
+    """Register ``name``: method ``of`` run with its config changed by ``changes`` (an ablation,
+    e.g. UNSIR without noise), so that both can run side by side in one experiment."""
+    base = get_method(of)
+    _METHODS[name] = replace(base, name=name, summary=summary, presets={}, variant_of=of, changes=dict(changes))
 
 
 def list_methods(*, gold_standard: bool | None = None) -> list[str]:

@@ -15,14 +15,22 @@ Definitions (also in README.md). Accuracies are per sample, fractions in [0, 1]:
   of the difference of all its parameters from the reference (original) model.
 - prediction distribution (:func:`prediction_distribution`): counts of predicted classes over
   the forget-class test images.
-- membership inference (:func:`membership_inference`): a logistic-regression attack on the
-  per-sample output entropy (or loss), trained to tell retained TRAIN samples (members) from
-  TEST samples (non-members), balanced; ``member_rate`` is the fraction of forget-class
-  training samples it calls members, ``member_probability`` their mean predicted membership
-  probability. The retrained model gives the reference value.
+- membership inference: ``privacy.py``.
 - output distance (:func:`output_distance`): over forget-class test images, the mean
   Jensen-Shannon divergence (natural log, in [0, ln 2]) and the mean L2 distance between the
   softmax outputs of a model and of the retrained model.
+- confusion matrix (:func:`confusion_matrix`): counts of (true class, predicted class) pairs
+  over the test split, rows the true class.
+- ToW (:func:`tug_of_war`, Zhao et al. 2024): the product over the forget set (forget-class
+  TRAIN samples), the retain set (retained-class TRAIN samples) and the test set (the whole
+  TEST split) of ``1 - |accuracy of the model - accuracy of the retrained model|``; 1 when the
+  model matches the retrained one on all three, 1 for the retrained model itself.
+- ZRF (:func:`zrf`, Chundawat et al. 2023): ``1 - mean JS(model, random)`` over forget-class
+  test images, where JS is the Jensen-Shannon divergence in bits (log base 2, so in [0, 1])
+  between the softmax outputs of the model and of a randomly initialised model of the same
+  architecture; 1 means the model answers like a model that never learned anything. The
+  retrained model's ZRF is the reference (the SSD repository's code computes a KL divergence
+  with mean reduction instead; this is the paper's definition).
 """
 
 from __future__ import annotations
@@ -31,7 +39,6 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -94,63 +101,6 @@ def layer_distances(model: nn.Module, reference: nn.Module) -> dict[str, float]:
     return out
 
 
-def _entropy(logits: torch.Tensor) -> torch.Tensor:
-    logp = F.log_softmax(logits.float(), dim=1)
-    return -(logp.exp() * logp).sum(1)
-
-
-MIA_FEATURES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "entropy": lambda logits, labels: _entropy(logits),
-    "loss": lambda logits, labels: F.cross_entropy(logits.float(), labels, reduction="none"),
-}
-
-
-def membership_inference(
-    model: nn.Module,
-    members: ImageTensors,
-    non_members: ImageTensors,
-    target: ImageTensors,
-    normalize: Normalize,
-    device: torch.device,
-    *,
-    feature: str = "entropy",
-    seed: int = 0,
-) -> dict[str, float]:
-    """Train a balanced logistic-regression attack on one per-sample ``feature`` of
-    ``members`` (label 1) vs ``non_members`` (label 0) and apply it to ``target``.
-
-    Returns ``member_rate`` (fraction of ``target`` called members, the usual figure),
-    ``member_probability`` (mean predicted membership probability; ~0.5 when the attack
-    cannot tell, where ``member_rate`` may jump to 0 or 1) and ``attack_accuracy`` (the
-    attack's accuracy on its own balanced training data: ~0.5 means it cannot tell).
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    if feature not in MIA_FEATURES:
-        raise ValueError(f"unknown MIA feature {feature!r}; choose one of {sorted(MIA_FEATURES)}")
-    fn = MIA_FEATURES[feature]
-    gen = torch.Generator().manual_seed(seed)
-    n = min(len(members), len(non_members))
-    members = members.subset(torch.randperm(len(members), generator=gen)[:n])
-    non_members = non_members.subset(torch.randperm(len(non_members), generator=gen)[:n])
-
-    def feats(split: ImageTensors) -> np.ndarray:
-        logits = predict(model, split.images, normalize, device)
-        return fn(logits, split.labels).clamp(-1e4, 1e4).numpy().reshape(-1, 1)
-
-    x = np.concatenate([feats(members), feats(non_members)])
-    y = np.concatenate([np.ones(n), np.zeros(n)])
-    attack = LogisticRegression(class_weight="balanced", solver="lbfgs", max_iter=1000)
-    attack.fit(x, y)
-    target_x = feats(target)
-    return {
-        "member_rate": float(attack.predict(target_x).mean()),
-        "member_probability": float(attack.predict_proba(target_x)[:, 1].mean()),
-        "attack_accuracy": float(attack.score(x, y)),
-        "feature": feature,
-    }
-
-
 def output_distance(
     model: nn.Module, reference: nn.Module, images: torch.Tensor, normalize: Normalize, device: torch.device
 ) -> dict[str, float]:
@@ -158,13 +108,49 @@ def output_distance(
     ``model`` and ``reference`` over ``images`` (uint8)."""
     p = F.softmax(predict(model, images, normalize, device), dim=1)
     q = F.softmax(predict(reference, images, normalize, device), dim=1)
+    return {
+        "js_divergence": js_divergence(p, q).mean().item(),
+        "activation_distance": (p - q).norm(dim=1).mean().item(),
+    }
+
+
+def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Jensen-Shannon divergence (natural log, in [0, ln 2]) of each row pair of the
+    probability matrices ``p`` and ``q`` (N, K)."""
     m = 0.5 * (p + q)
 
     def kl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a * (a.clamp_min(1e-12).log() - b.clamp_min(1e-12).log())).sum(1)
 
-    js = 0.5 * kl(p, m) + 0.5 * kl(q, m)
-    return {"js_divergence": js.mean().item(), "activation_distance": (p - q).norm(dim=1).mean().item()}
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+def confusion_matrix(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[list[int]]:
+    """Counts (K, K): row = true class, column = predicted class (argmax of ``logits``)."""
+    pairs = labels * num_classes + logits.argmax(1)
+    return torch.bincount(pairs, minlength=num_classes * num_classes).view(num_classes, num_classes).tolist()
+
+
+TOW_TERMS = ("forget_acc_train", "retain_acc_train", "test_acc")  # forget set, retain set, test set
+
+
+def tug_of_war(accuracies: dict[str, float], reference: dict[str, float]) -> float:
+    """ToW of a model with ``accuracies`` against the retrained model's ``reference`` (both
+    with the keys of :data:`TOW_TERMS`): ``prod(1 - |a - a_ref|)``."""
+    out = 1.0
+    for key in TOW_TERMS:
+        out *= 1.0 - abs(accuracies[key] - reference[key])
+    return out
+
+
+def zrf(
+    model: nn.Module, random_model: nn.Module, images: torch.Tensor, normalize: Normalize, device: torch.device
+) -> float:
+    """Zero retrain forgetting score: ``1 - mean JS`` in bits between the softmax outputs of
+    ``model`` and of ``random_model`` (randomly initialised) over ``images``; in [0, 1]."""
+    p = F.softmax(predict(model, images, normalize, device), dim=1)
+    q = F.softmax(predict(random_model, images, normalize, device), dim=1)
+    return 1.0 - (js_divergence(p, q) / math.log(2)).mean().item()
 
 
 def relearn_time(

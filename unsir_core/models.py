@@ -3,9 +3,11 @@
 Adding an architecture is one decorated function. Each takes ``num_classes``, the input
 ``image_size`` (only the ViT needs it) and ``pretrained`` (load torchvision's ImageNet weights
 where they exist, replacing the classifier head; this downloads them when not cached).
-The registration also names the layers GradCAM may paint (``cam_layers``, deepest first; see
-``explain.py``) and, for a transformer, how its tokens become a feature map (``cam_reshape``),
-so everything about an architecture is in one place.
+The registration also says where to look inside the model, so everything about an
+architecture is in one place: its classifier ``head`` (whose input is the penultimate
+features, ``representation.py``), its named ``blocks`` (compared layer by layer with CKA), the
+layers GradCAM may paint (``cam_layers``, deepest first; ``explain.py``) and, for a
+transformer, how its tokens become a feature map (``cam_reshape``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
 LayersFn = Callable[[nn.Module], list[nn.Module]]
+BlocksFn = Callable[[nn.Module], dict[str, nn.Module]]
 ReshapeFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -29,6 +32,8 @@ ReshapeFn = Callable[[torch.Tensor], torch.Tensor]
 class ModelSpec:
     name: str
     build: ModelFactory
+    head: Callable[[nn.Module], nn.Module]  # the classifier head of a built model; its input: the features
+    blocks: BlocksFn  # named blocks, input to output, whose outputs CKA compares
     cam_layers: LayersFn  # candidate GradCAM target layers of a built model, deepest first
     cam_reshape: ReshapeFn | None = None  # (B, tokens, C) -> (B, C, h, w) for a transformer
 
@@ -36,9 +41,16 @@ class ModelSpec:
 _MODELS: Registry[ModelSpec] = Registry("model", sort=True)
 
 
-def register_model(name: str, *, cam_layers: LayersFn, cam_reshape: ReshapeFn | None = None):
+def register_model(
+    name: str,
+    *,
+    head: Callable[[nn.Module], nn.Module],
+    blocks: BlocksFn,
+    cam_layers: LayersFn,
+    cam_reshape: ReshapeFn | None = None,
+):
     def wrap(fn: ModelFactory) -> ModelFactory:
-        _MODELS[name] = ModelSpec(name, fn, cam_layers, cam_reshape)
+        _MODELS[name] = ModelSpec(name, fn, head, blocks, cam_layers, cam_reshape)
         return fn
 
     return wrap
@@ -69,7 +81,12 @@ def _pretrained(builder, weights, num_classes: int, head: Callable[[nn.Module], 
     return model
 
 
-@register_model("resnet18", cam_layers=lambda m: [m.layer4[-1], m.layer3[-1], m.layer2[-1], m.layer1[-1]])
+@register_model(
+    "resnet18",
+    head=lambda m: m.fc,
+    blocks=lambda m: {n: getattr(m, n) for n in ("maxpool", "layer1", "layer2", "layer3", "layer4", "fc")},
+    cam_layers=lambda m: [m.layer4[-1], m.layer3[-1], m.layer2[-1], m.layer1[-1]],
+)
 def resnet18(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
     """torchvision ResNet18 with its ImageNet stem (7x7 conv, max-pool), as the official code."""
     if pretrained:
@@ -77,7 +94,12 @@ def resnet18(num_classes: int, image_size: int = 32, pretrained: bool = False) -
     return tvm.resnet18(num_classes=num_classes)
 
 
-@register_model("mobilenetv2", cam_layers=lambda m: [m.features[i] for i in range(len(m.features) - 1, 0, -1)])
+@register_model(
+    "mobilenetv2",
+    head=lambda m: m.classifier[1],
+    blocks=lambda m: {**{f"features.{i}": f for i, f in enumerate(m.features)}, "classifier": m.classifier},
+    cam_layers=lambda m: [m.features[i] for i in range(len(m.features) - 1, 0, -1)],
+)
 def mobilenetv2(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
     """torchvision MobileNetV2 (width 1.0)."""
     if pretrained:
@@ -94,7 +116,17 @@ def vit_tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
     return grid.reshape(grid.shape[0], side, side, grid.shape[2]).permute(0, 3, 1, 2)
 
 
-@register_model("vit", cam_layers=lambda m: [m.encoder.layers[-1].ln_1], cam_reshape=vit_tokens_to_grid)
+@register_model(
+    "vit",
+    head=lambda m: m.heads.head,
+    blocks=lambda m: {
+        **{f"encoder.layers.{i}": layer for i, layer in enumerate(m.encoder.layers)},
+        "encoder.ln": m.encoder.ln,
+        "heads": m.heads,
+    },
+    cam_layers=lambda m: [m.encoder.layers[-1].ln_1],
+    cam_reshape=vit_tokens_to_grid,
+)
 def vit(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
     """A small ViT for low-resolution input: 4x4 patches (8x8 tokens at 32x32), 6 layers,
     width 192, 3 heads (ViT-Tiny's width). torchvision has no weights at this size."""
@@ -147,6 +179,11 @@ class AllCNN(nn.Module):
 
 @register_model(
     "allcnn",
+    head=lambda m: m.classifier[0],
+    blocks=lambda m: {
+        **{f"features.{i}": f for i, f in enumerate(m.features) if not isinstance(f, nn.Dropout)},
+        "classifier": m.classifier,
+    },
     cam_layers=lambda m: [
         m.features[i] for i in range(len(m.features) - 1, -1, -1) if not isinstance(m.features[i], nn.Dropout)
     ],

@@ -30,9 +30,11 @@ import torch.nn.functional as F
 from .config import Knobs, knob, lookup
 from .data import ImageTensors, batches, forbid_classes, retained_classes
 from .errors import InvalidClassesError, NonFiniteLossError, ZeroGlanceViolation
-from .methods import UnlearningTask, UnlearnResult, register_method
+from .methods import UnlearningTask, UnlearnResult, register_method, register_variant
 from .runtime import ProgressFn, step_counter, synchronize
 from .train import EpochStats, train_one_epoch
+
+NOISE_KINDS = ("error_max", "random", "none")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,12 @@ class UnsirConfig(Knobs):
     repair_epochs: int = knob(2, "passes over Dr_sub in each repair", min=0)
     rounds: int = knob(1, "impair + repair rounds (the noise is learned once)", min=1)
     freeze_bn: bool = knob(False, "keep BatchNorm statistics fixed in impair and repair (noise cannot skew them)")
+    noise: str = knob(
+        "error_max",
+        "error_max: the paper's error-maximising noise; ablations: random (noise drawn, not optimised) or "
+        "none (the impair epoch on Dr_sub alone)",
+        choices=NOISE_KINDS,
+    )
 
     @classmethod
     def official(cls) -> UnsirConfig:
@@ -126,7 +134,7 @@ def learn_noise(
     model.eval()  # BatchNorm uses, and keeps, the trained running statistics
     model.requires_grad_(False)
     try:
-        for step in range(cfg.noise_steps):
+        for step in range(cfg.noise_steps if cfg.noise == "error_max" else 0):  # "random": drawn, not optimised
             # Averaging over all K classes scales each class's loss by 1/K, which Adam ignores:
             # this is the same optimisation as K separate runs, in one forward pass.
             loss = -F.cross_entropy(model(noise), labels) + cfg.noise_lambda * noise.square().sum((1, 2, 3)).mean()
@@ -231,6 +239,8 @@ def unsir(
         noise, noise_labels = learn_noise(
             unlearned, forget, dr_sub.image_shape, cfg, device, generator=gen, progress=progress
         )
+        if cfg.noise == "none":  # drawn all the same, so that every variant shuffles from the same seed state
+            noise, noise_labels = noise[:0], noise_labels[:0]
         synchronize(device)
         phases["noise"] += time.perf_counter() - t
 
@@ -272,3 +282,16 @@ def _unsir_method(task: UnlearningTask, cfg: UnsirConfig) -> UnlearnResult:
         seed=task.seed,
         progress=task.progress,
     )
+
+
+# The ablations of the noise, as methods of their own so that one experiment puts them beside
+# UNSIR: each takes UNSIR's config (and its changes) with only ``noise`` changed.
+register_variant(
+    "unsir_random_noise",
+    of="unsir",
+    changes={"noise": "random"},
+    summary="ablation: UNSIR with random noise, not optimised",
+)
+register_variant(
+    "unsir_no_noise", of="unsir", changes={"noise": "none"}, summary="ablation: impair and repair without noise"
+)

@@ -1,0 +1,151 @@
+"""Charts of what lies inside the models of a run (plotly; pure functions of metrics.json
+content, shared by the Inspect page and the audit report): the representation probe, CKA per
+block, the feature maps and the confusion matrices, and the teaching text of each."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .charts import LEGEND_ON_TOP, colour
+
+# What forgetting looks like on each chart, in a sentence or two (the Inspect page shows these).
+TEACHING = {
+    "probe": "A linear classifier (and a k-NN one) fitted on the model's frozen penultimate features of every "
+    "class. If it still recognises the forget class while the model's own head does not, the class was "
+    "**hidden, not erased**. Compare with the retrained model: it never saw the class, yet its features may "
+    "separate it too (similar classes share features); that level is what erasing can reach.",
+    "cka": "Linear CKA between this model's activations and a reference model's, block by block (1: the same "
+    "representation up to rotation and scale). Unlearning that only touches the head keeps CKA to the original "
+    "near 1 in every block; retraining changes the deep blocks, so CKA to the retrained model is the target.",
+    "feature_map": "The penultimate features of the same test images, projected to 2-D (PCA). The forget "
+    "class (large dots) forms its own cluster in the original; after erasing it should dissolve into the "
+    "others, as in the retrained model.",
+    "confusion": "True class (rows) against predicted class (columns) on the test split. After forgetting, the "
+    "forget class's row spreads over similar classes, like the retrained model's, rather than piling onto one.",
+    "scores": "ToW: product over forget set, retain set and test set of 1 - |accuracy - the retrained model's| "
+    "(1 is the retrained model). ZRF: 1 - mean Jensen-Shannon divergence (bits) from a random model's outputs on "
+    "forget images (the retrained model's value is the reference). MIA worst: the member rate of the strongest "
+    "of four membership attacks on forget-class training images.",
+}
+
+
+def probe_figure(models: Mapping[str, Mapping]) -> go.Figure:
+    """Forget-class test accuracy of the linear and k-NN probes per model, with chance."""
+    names = [n for n, m in models.items() if m.get("probe")]
+    fig = go.Figure()
+    for kind, pattern in (("linear", ""), ("knn", "/")):
+        fig.add_trace(
+            go.Bar(
+                x=names,
+                y=[models[n]["probe"][kind]["forget"] for n in names],
+                name=f"{kind} probe",
+                marker={"color": [colour(n) for n in names], "pattern": {"shape": pattern}},
+            )
+        )
+    chance = next((models[n]["probe"]["linear"]["chance"] for n in names), None)
+    if chance is not None:
+        fig.add_hline(y=chance, line_dash="dot", annotation_text="chance")
+    fig.update_layout(
+        title="Is the forget class still decodable from the features? (probe accuracy on forget-class test images)",
+        barmode="group",
+        yaxis_range=[0, 1.05],
+        yaxis_title="probe accuracy",
+        height=380,
+        legend=LEGEND_ON_TOP,
+    )
+    return fig
+
+
+def cka_figure(models: Mapping[str, Mapping], group: str = "forget") -> go.Figure:
+    """CKA per block of each model against the original (left) and the retrained model
+    (right), on the fixed ``group`` ("forget" or "retain") test images."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("vs the original model", "vs the retrained model"))
+    shown: set[str] = set()  # one legend entry per model
+    for col, reference in ((1, "original"), (2, "retrained")):
+        for name, m in models.items():
+            series = (m.get("cka") or {}).get(group, {}).get(reference)
+            if not series or name == reference:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=list(series),
+                    y=list(series.values()),
+                    mode="lines+markers",
+                    name=name,
+                    line={"color": colour(name)},
+                    legendgroup=name,
+                    showlegend=name not in shown,
+                ),
+                row=1,
+                col=col,
+            )
+            shown.add(name)
+    fig.update_yaxes(range=[0, 1.05], title_text="linear CKA", row=1, col=1)
+    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
+    fig.update_layout(
+        title=f"Representation similarity per block ({group}-class test images)", height=400, legend=LEGEND_ON_TOP
+    )
+    return fig
+
+
+def feature_map_figure(models: Mapping[str, Mapping], class_names: Sequence[str], forget: Sequence[int]) -> go.Figure:
+    """The 2-D feature maps side by side, points coloured by true class, forget classes large."""
+    names = [n for n, m in models.items() if m.get("feature_map")]
+    fig = make_subplots(rows=1, cols=max(len(names), 1), subplot_titles=names)
+    palette = [
+        "#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
+    ]  # fmt: skip
+    for col, name in enumerate(names, start=1):
+        fmap = models[name]["feature_map"]
+        for c in sorted(set(fmap["label"])):
+            idx = [i for i, label in enumerate(fmap["label"]) if label == c]
+            fig.add_trace(
+                go.Scattergl(
+                    x=[fmap["x"][i] for i in idx],
+                    y=[fmap["y"][i] for i in idx],
+                    mode="markers",
+                    name=f"{c}: {class_names[c]}" + (" (forget)" if c in forget else ""),
+                    legendgroup=str(c),
+                    showlegend=col == 1,
+                    marker={
+                        "size": 8 if c in forget else 4,
+                        "color": "#111111" if c in forget else palette[c % len(palette)],
+                        "opacity": 0.9 if c in forget else 0.5,
+                    },
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_layout(title="Penultimate features of the same test images (PCA)", height=420)
+    return fig
+
+
+def confusion_figure(models: Mapping[str, Mapping], class_names: Sequence[str]) -> go.Figure:
+    """The confusion matrices side by side (row-normalised, so each true class sums to 1)."""
+    names = [n for n, m in models.items() if m.get("confusion_matrix")]
+    fig = make_subplots(rows=1, cols=max(len(names), 1), subplot_titles=names, horizontal_spacing=0.06)
+    labels = [f"{c}: {n}" for c, n in enumerate(class_names)]
+    for col, name in enumerate(names, start=1):
+        matrix = models[name]["confusion_matrix"]
+        rows = [[v / max(sum(row), 1) for v in row] for row in matrix]
+        fig.add_trace(
+            go.Heatmap(
+                z=rows,
+                x=labels,
+                y=labels,
+                zmin=0,
+                zmax=1,
+                colorscale="Blues",
+                showscale=col == len(names),
+                customdata=matrix,
+                hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata} images (%{z:.2f})<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_yaxes(autorange="reversed", row=1, col=col, showticklabels=col == 1)
+    fig.update_layout(title="Confusion matrices on the test split (rows: true class)", height=420)
+    return fig
