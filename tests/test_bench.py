@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -145,3 +147,31 @@ def test_cifar100_script_says_what_is_missing_and_runs_nothing(tmp_path):
     assert out.returncode == 1
     assert out.stderr.startswith("error: cifar100 is not in") and "cifar-100-python.tar.gz" in out.stderr
     assert not (tmp_path / "c100.json").exists() and not (tmp_path / "cache").exists()
+
+
+def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
+    out = tmp_path / "audit.json"
+    args = "--dataset digits --forget 3 --seeds 0,1 --methods unsir,unsir_no_noise --metrics mia,probe,cka,zrf,tow"
+    quick = "--recipe epochs=2 --set unsir.noise_steps=5 --set unsir.repair_epochs=1"
+    stdout = run(
+        "bench/audit.py",
+        *args.split(),
+        *quick.split(),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--out",
+        str(out),
+        cache=tmp_path / "cache",
+    ).stdout
+    assert "unsir - no_noise" in stdout
+    b = json.loads(out.read_text())
+    assert b["command"].startswith("python bench/audit.py --dataset digits") and b["seeds"] == [0, 1]
+    assert set(b["models"]) == {"original", "retrained", "unsir", "unsir_no_noise"}
+    assert b["models"]["retrained"]["tow"]["mean"] == 1.0 and b["models"]["unsir"]["probe_linear_forget"]["n"] == 2
+    diff = b["unsir_minus"]["unsir_no_noise"]["forget_acc"]
+    runs = {s["seed"]: s["models"] for s in b["per_class"][0]["per_seed"]}
+    assert diff["mean"] == pytest.approx(
+        sum(runs[s]["unsir"]["forget_acc"] - runs[s]["unsir_no_noise"]["forget_acc"] for s in (0, 1)) / 2
+    )
+    assert "unsir_random_noise" not in b["unsir_minus"] and b["method_configs"]["unsir_no_noise"]["noise_steps"] == 5
+    assert (tmp_path / "runs" / "digits-resnet18-forget3" / "metrics.json").is_file()

@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from .config import field_choices, knobs, parse_value, typed_value
+from .config import field_choices, knobs, parse_value
 from .console import TqdmProgress, format_table
 from .data import resolve_classes, retained_classes
 from .datasets import list_datasets, load_dataset
-from .errors import InvalidConfigError, UnsirError
+from .errors import UnsirError
 from .evaluation import list_metrics
 from .experiment import ExperimentConfig, run_experiment
-from .methods import get_method, list_methods, method_config
+from .methods import get_method, list_methods, method_config, parse_method_overrides
 from .model_cache import trained_model
 from .models import list_models
 from .paths import default_cache_dir
@@ -169,22 +169,6 @@ def _train_config(args: argparse.Namespace):
     return replace(recipe, pretrained=True) if args.pretrained else recipe
 
 
-def _parse_sets(items: list[str]) -> tuple[tuple[str, str, object], ...]:
-    """``--set METHOD.FIELD=VALUE`` -> (method, field, typed value)."""
-    out = []
-    for item in items:
-        key, sep, raw = item.partition("=")
-        method, dot, name = key.partition(".")
-        if not sep or not dot:
-            raise InvalidConfigError(f"--set {item!r}: expected METHOD.FIELD=VALUE, e.g. neggrad.lr=0.005")
-        try:
-            value = typed_value(get_method(method).config, name, raw)
-        except InvalidConfigError as err:
-            raise InvalidConfigError(f"--set {item!r}: {method} {err}") from None
-        out.append((method, name, value))
-    return tuple(out)
-
-
 def _metric_list(text: str) -> tuple[str, ...]:
     """``--metrics``: names, or ``all``; ``accuracy`` (always measured) adds nothing."""
     names = [m.strip() for m in text.split(",") if m.strip() and m.strip() != "accuracy"]
@@ -214,7 +198,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         method_configs={"unsir": _unsir_config(args)},
         retrain=not args.no_retrain,
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
-        method_overrides=_parse_sets(args.set),
+        method_overrides=parse_method_overrides(args.set),
         metrics=_metric_list(args.metrics),
     )
     check_run_target(args.out)  # a folder that cannot take the run fails now, not after the experiment

@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import knobs
+from .config import knobs, typed_value
 from .data import DataBundle, ImageTensors, forbid_classes, retained_classes
-from .errors import UnknownNameError
+from .errors import InvalidConfigError, UnknownNameError
 from .registry import Registry
 from .runtime import ProgressFn
 
@@ -127,6 +127,22 @@ def get_method(name: str) -> Method:
 def method_config(name: str, dataset: str, model: str, overrides: dict | None = None, preset: str = TUNED) -> Any:
     """The config of method ``name`` for ``dataset``/``model`` (its ``preset``), with ``overrides``."""
     return replace(get_method(name).preset(preset, dataset, model), **(overrides or {}))
+
+
+def parse_method_overrides(items: list[str]) -> tuple[tuple[str, str, Any], ...]:
+    """``METHOD.FIELD=VALUE`` items (``--set``) -> (method, field, value typed as the field)."""
+    out = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise InvalidConfigError(f"--set {item!r}: expected METHOD.FIELD=VALUE, e.g. neggrad.lr=0.005")
+        try:
+            value = typed_value(get_method(method).config, name, raw)
+        except InvalidConfigError as err:
+            raise InvalidConfigError(f"--set {item!r}: {method} {err}") from None
+        out.append((method, name, value))
+    return tuple(out)
 
 
 def method_knobs(name: str) -> list[tuple[str, Any, str]]:
