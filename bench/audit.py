@@ -13,8 +13,9 @@ and model, the single-number figures (accuracies, relearn steps, MIA per attack,
 retrained model, probe accuracies, CKA of the last two blocks, ZRF, ToW, seconds; the full
 per-block CKA and the 2-D maps stay in ``--runs`` if given), their mean and standard
 deviation over all runs, and the paired differences between UNSIR and each noise ablation
-(same class, same seed: the same Dr_sub and the same noise draw), with a flag where the mean
-difference is beyond twice its standard error.
+(same class, same seed: the same Dr_sub, the same noise draw and the same batch order), as raw
+figures and as the change in distance to the retrained model, with paired t-tests corrected
+for the number of figures tested (Holm), and UNSIR's own spread over seeds.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ ABLATIONS = ("unsir_random_noise", "unsir_no_noise")
 
 
 def figures(entry: dict) -> dict[str, float]:
-    """The single-number figures of one model's metrics (None where not measured)."""
+    """The single-number figures of one model's metrics (None where not measured). CKA is
+    taken at the last feature block (the one before the classifier) and the one before it."""
     mia = entry.get("mia") or {}
-    attacks = mia.get("attacks") or {}
     probe = entry.get("probe") or {}
     cka_forget = (entry.get("cka") or {}).get("forget") or {}
     out = {
@@ -56,54 +57,103 @@ def figures(entry: dict) -> dict[str, float]:
         "zrf": entry.get("zrf"),
         "tow": entry.get("tow"),
         "seconds": entry.get("seconds"),
+        "mia_worst": mia.get("worst_member_rate"),
     }
-    for feature, result in attacks.items():
+    for feature, result in (mia.get("attacks") or {}).items():
         out[f"mia_{feature}"] = result["member_rate"]
-    if mia.get("strongest"):
-        out["mia_worst"] = attacks[mia["strongest"]]["member_rate"]
     for reference in ("original", "retrained"):
-        blocks = list((cka_forget.get(reference) or {}).items())
-        for label, (block, value) in zip(("last", "second_last"), reversed(blocks[-2:]), strict=False):
+        feature_blocks = list((cka_forget.get(reference) or {}).items())[:-1]  # the last block is the classifier
+        for label, (block, value) in zip(("features", "features_prev"), reversed(feature_blocks[-2:]), strict=False):
             out[f"cka_{reference}_{label}"] = value
             out[f"cka_{reference}_{label}_block"] = block
     return out
 
 
-def spread(values: list[float]) -> dict[str, float] | None:
-    values = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(x)
+
+
+def spread(values: list) -> dict[str, float] | None:
+    values = [v for v in values if _number(v)]
     if not values:
         return None
     return {"mean": statistics.fmean(values), "std": statistics.pstdev(values), "n": len(values)}
 
 
-def paired(a: list[float], b: list[float]) -> dict | None:
-    """Mean and standard deviation of a - b over paired runs, its standard error, and whether
-    the mean is beyond twice the standard error (a two-sided ~95 % paired test)."""
-    diffs = [x - y for x, y in zip(a, b, strict=True) if isinstance(x, (int, float)) and isinstance(y, (int, float))]
+def paired(pairs: list[tuple]) -> dict | None:
+    """The paired differences a - b over ``pairs``: mean, standard deviation, standard error,
+    a two-sided paired t-test p-value and its 95 % confidence interval."""
+    from scipy import stats
+
+    diffs = [a - b for a, b in pairs if _number(a) and _number(b)]
     if len(diffs) < 2:
         return None
     mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
     se = sd / math.sqrt(len(diffs))
-    return {"mean": mean, "std": sd, "se": se, "n": len(diffs), "beyond_spread": abs(mean) > 2 * se and mean != 0}
+    half = stats.t.ppf(0.975, len(diffs) - 1) * se
+    p = 1.0 if se == 0 and mean == 0 else float(stats.ttest_1samp(diffs, 0.0).pvalue) if se > 0 else 0.0
+    return {"mean": mean, "std": sd, "se": se, "n": len(diffs), "ci95": [mean - half, mean + half], "p": p}
+
+
+def holm(results: dict[str, dict | None], alpha: float = 0.05) -> None:
+    """Mark each result ``significant`` by Holm's step-down correction over all of them (the
+    figures of one comparison are tested together, so a few would pass by chance alone)."""
+    tested = sorted(((r["p"], k) for k, r in results.items() if r), key=lambda pk: pk[0])
+    still = True
+    for i, (p, k) in enumerate(tested):
+        still = still and p <= alpha / (len(tested) - i)
+        results[k]["significant"] = still
 
 
 def summarise(classes: list[dict]) -> dict:
-    """Means over every (class, seed) run of each model's figures, and UNSIR minus each
-    ablation, paired by class and seed."""
-    rows: dict[str, list[dict]] = {}
+    """Means over every (class, seed) run of each model's figures; and, per ablation, UNSIR
+    minus the ablation paired by (class, seed) (runs where either failed are left out), both as
+    raw figures and as the change in distance to the retrained model's figure
+    (``|unsir - retrained| - |ablation - retrained|``: negative means UNSIR is closer), with
+    Holm-corrected paired t-tests, and UNSIR's own spread over seeds within a class."""
+    runs: dict[tuple, dict[str, dict]] = {}  # (class, seed) -> model -> figures
     for c in classes:
         for seed_runs in c["per_seed"]:
-            for name, figs in seed_runs["models"].items():
-                rows.setdefault(name, []).append(figs)
-    keys = [k for k, v in next(iter(rows.values()))[0].items() if not k.endswith("_block")]
-    models = {name: {k: spread([r.get(k) for r in runs]) for k in keys} for name, runs in rows.items()}
-    noise = {}
+            runs[(tuple(c["forget"]), seed_runs["seed"])] = seed_runs["models"]
+    names = list(dict.fromkeys(name for models in runs.values() for name in models))
+    keys = list(
+        dict.fromkeys(k for models in runs.values() for f in models.values() for k in f if not k.endswith("_block"))
+    )
+    models = {n: {k: spread([m[n].get(k) for m in runs.values() if n in m]) for k in keys} for n in names}
+
+    def seed_sd(name: str, key: str) -> float | None:
+        """UNSIR's (or any model's) standard deviation over seeds, averaged over the classes."""
+        per_class = {}
+        for (forget, _), m in runs.items():
+            if name in m and _number(m[name].get(key)):
+                per_class.setdefault(forget, []).append(m[name][key])
+        sds = [statistics.pstdev(v) for v in per_class.values() if len(v) > 1]
+        return statistics.fmean(sds) if sds else None
+
+    comparisons = {}
     for ablation in ABLATIONS:
-        if "unsir" in rows and ablation in rows:
-            noise[ablation] = {
-                k: paired([r.get(k) for r in rows["unsir"]], [r.get(k) for r in rows[ablation]]) for k in keys
-            }
-    return {"models": models, "unsir_minus": noise}
+        both = [m for m in runs.values() if "unsir" in m and ablation in m]
+        if "unsir" not in names or ablation not in names or len(both) < 2:
+            continue
+        raw = {k: paired([(m["unsir"].get(k), m[ablation].get(k)) for m in both]) for k in keys}
+        gap = {
+            k: paired(
+                [
+                    (abs(m["unsir"][k] - m["retrained"][k]), abs(m[ablation][k] - m["retrained"][k]))
+                    for m in both
+                    if "retrained" in m and all(_number(x.get(k)) for x in (m["unsir"], m[ablation], m["retrained"]))
+                ]
+            )
+            for k in keys
+        }
+        holm(raw)
+        holm(gap)
+        comparisons[ablation] = {
+            "difference": raw,
+            "gap_to_retrained": gap,
+            "unsir_seed_sd": {k: seed_sd("unsir", k) for k in keys},
+        }
+    return {"models": models, "unsir_minus": comparisons}
 
 
 def print_table(summary: dict, keys: list[str]) -> None:
@@ -111,12 +161,13 @@ def print_table(summary: dict, keys: list[str]) -> None:
     for name, figs in summary["models"].items():
         cells = [f"{figs[k]['mean']:.3f}±{figs[k]['std']:.3f}" if figs.get(k) else "-" for k in keys]
         print(f"{name:<20}" + "".join(f"{c:>16}" for c in cells))
-    for ablation, diffs in summary["unsir_minus"].items():
+    for ablation, comparison in summary["unsir_minus"].items():
+        diffs = comparison["difference"]
         cells = [
-            (f"{d['mean']:+.3f}{'*' if d['beyond_spread'] else ' '}" if (d := diffs.get(k)) else "-") for k in keys
+            (f"{d['mean']:+.3f}{'*' if d.get('significant') else ' '}" if (d := diffs.get(k)) else "-") for k in keys
         ]
         print(f"{'unsir - ' + ablation[6:]:<20}" + "".join(f"{c:>16}" for c in cells))
-    print("(* : the mean paired difference is beyond twice its standard error)")
+    print("(unsir - ablation: mean paired difference over (class, seed); * significant, paired t-test, Holm-corrected)")
 
 
 def main() -> None:

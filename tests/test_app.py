@@ -172,7 +172,12 @@ def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     at.switch_page("pages/runs.py").run()
     assert not at.exception, at.exception
     assert run.name in set(at.dataframe[0].value["run"])
-    assert len(at.get("plotly_chart")) == 2
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    # headline metrics per run, per-layer distance, and the audit scores (the default metrics
+    # include the membership attack, so its worst member rate is there to compare)
+    assert len(charts) == 3
+    assert charts[1]["layout"]["yaxis"]["type"] == "log"
+    assert "MIA worst member rate" in json.dumps(charts[2])
     from ui.report import build_report
     from unsir_core.runs import read_run
 

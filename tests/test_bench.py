@@ -168,10 +168,13 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     assert b["command"].startswith("python bench/audit.py --dataset digits") and b["seeds"] == [0, 1]
     assert set(b["models"]) == {"original", "retrained", "unsir", "unsir_no_noise"}
     assert b["models"]["retrained"]["tow"]["mean"] == 1.0 and b["models"]["unsir"]["probe_linear_forget"]["n"] == 2
-    diff = b["unsir_minus"]["unsir_no_noise"]["forget_acc"]
+    comparison = b["unsir_minus"]["unsir_no_noise"]
+    diff = comparison["difference"]["retain_acc"]
     runs = {s["seed"]: s["models"] for s in b["per_class"][0]["per_seed"]}
     assert diff["mean"] == pytest.approx(
-        sum(runs[s]["unsir"]["forget_acc"] - runs[s]["unsir_no_noise"]["forget_acc"] for s in (0, 1)) / 2
+        sum(runs[s]["unsir"]["retain_acc"] - runs[s]["unsir_no_noise"]["retain_acc"] for s in (0, 1)) / 2
     )
+    assert diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1] and 0 <= diff["p"] <= 1 and "significant" in diff
+    assert set(comparison) == {"difference", "gap_to_retrained", "unsir_seed_sd"}
     assert "unsir_random_noise" not in b["unsir_minus"] and b["method_configs"]["unsir_no_noise"]["noise_steps"] == 5
     assert (tmp_path / "runs" / "digits-resnet18-forget3" / "metrics.json").is_file()

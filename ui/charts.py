@@ -51,7 +51,7 @@ def summary_table(models: Mapping[str, Mapping]) -> pd.DataFrame:
             **audit_scores(m),  # shown only when the run measured them
         }
     table = pd.DataFrame(rows).T
-    return table.drop(columns=[c for c in AUDIT_COLUMNS if table[c].isna().all()])
+    return table.drop(columns=[c for c in AUDIT_COLUMNS if c in table and table[c].isna().all()])
 
 
 AUDIT_COLUMNS = ("probe forget acc (linear)", "ToW", "ZRF", "MIA worst member rate")
@@ -67,7 +67,7 @@ def audit_scores(m: Mapping) -> dict[str, float | None]:
                 ((m.get("probe") or {}).get("linear") or {}).get("forget"),
                 m.get("tow"),
                 m.get("zrf"),
-                ((mia.get("attacks") or {}).get(mia.get("strongest")) or {}).get("member_rate"),
+                mia.get("worst_member_rate"),
             ),
             strict=True,
         )

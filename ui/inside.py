@@ -21,8 +21,9 @@ TEACHING = {
     "representation up to rotation and scale). Unlearning that only touches the head keeps CKA to the original "
     "near 1 in every block; retraining changes the deep blocks, so CKA to the retrained model is the target.",
     "feature_map": "The penultimate features of the same test images, projected to 2-D (PCA). The forget "
-    "class (large dots) forms its own cluster in the original; after erasing it should dissolve into the "
-    "others, as in the retrained model.",
+    "class (large dark dots) forms its own cluster in the original; after erasing it should dissolve into the "
+    "others, as in the retrained model. With several seeds, the map is the first seed's (PCA axes differ between "
+    "seeds, so maps cannot be averaged).",
     "confusion": "True class (rows) against predicted class (columns) on the test split. After forgetting, the "
     "forget class's row spreads over similar classes, like the retrained model's, rather than piling onto one.",
     "scores": "ToW: product over forget set, retain set and test set of 1 - |accuracy - the retrained model's| "
@@ -30,6 +31,14 @@ TEACHING = {
     "forget images (the retrained model's value is the reference). MIA worst: the member rate of the strongest "
     "of four membership attacks on forget-class training images.",
 }
+
+
+FORGET_COLOURS = ["#111111", "#7a0177", "#b10026", "#00441b"]  # the forget classes, dark, each its own
+
+
+def _grid(n: int, cols: int = 3) -> tuple[int, int]:
+    """Rows and columns for ``n`` panels, at most ``cols`` a row."""
+    return max(1, -(-n // cols)), max(1, min(n, cols))
 
 
 def probe_figure(models: Mapping[str, Mapping]) -> go.Figure:
@@ -41,15 +50,25 @@ def probe_figure(models: Mapping[str, Mapping]) -> go.Figure:
             go.Bar(
                 x=names,
                 y=[models[n]["probe"][kind]["forget"] for n in names],
-                name=f"{kind} probe",
+                name=f"{kind} probe, forget class",
                 marker={"color": [colour(n) for n in names], "pattern": {"shape": pattern}},
             )
         )
+    # the retained classes under the same probe: features that lost everything would look "erased" too
+    fig.add_trace(
+        go.Scatter(
+            x=names,
+            y=[models[n]["probe"]["linear"]["retain"] for n in names],
+            mode="markers",
+            marker={"symbol": "diamond", "size": 12, "color": "#333333"},
+            name="linear probe, retained classes",
+        )
+    )
     chance = next((models[n]["probe"]["linear"]["chance"] for n in names), None)
     if chance is not None:
         fig.add_hline(y=chance, line_dash="dot", annotation_text="chance")
     fig.update_layout(
-        title="Is the forget class still decodable from the features? (probe accuracy on forget-class test images)",
+        title="Is the forget class still decodable from the features? (probe accuracy on test images)",
         barmode="group",
         yaxis_range=[0, 1.05],
         yaxis_title="probe accuracy",
@@ -92,13 +111,15 @@ def cka_figure(models: Mapping[str, Mapping], group: str = "forget") -> go.Figur
 
 
 def feature_map_figure(models: Mapping[str, Mapping], class_names: Sequence[str], forget: Sequence[int]) -> go.Figure:
-    """The 2-D feature maps side by side, points coloured by true class, forget classes large."""
+    """The 2-D feature maps side by side (three a row), points coloured by true class, forget
+    classes large and dark."""
     names = [n for n, m in models.items() if m.get("feature_map")]
-    fig = make_subplots(rows=1, cols=max(len(names), 1), subplot_titles=names)
+    rows, cols = _grid(len(names))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names)
     palette = [
         "#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
     ]  # fmt: skip
-    for col, name in enumerate(names, start=1):
+    for i, name in enumerate(names):
         fmap = models[name]["feature_map"]
         for c in sorted(set(fmap["label"])):
             idx = [i for i, label in enumerate(fmap["label"]) if label == c]
@@ -109,26 +130,31 @@ def feature_map_figure(models: Mapping[str, Mapping], class_names: Sequence[str]
                     mode="markers",
                     name=f"{c}: {class_names[c]}" + (" (forget)" if c in forget else ""),
                     legendgroup=str(c),
-                    showlegend=col == 1,
+                    showlegend=i == 0,
                     marker={
                         "size": 8 if c in forget else 4,
-                        "color": "#111111" if c in forget else palette[c % len(palette)],
+                        "color": FORGET_COLOURS[forget.index(c) % len(FORGET_COLOURS)]
+                        if c in forget
+                        else palette[c % len(palette)],
                         "opacity": 0.9 if c in forget else 0.5,
                     },
                 ),
-                row=1,
-                col=col,
+                row=i // cols + 1,
+                col=i % cols + 1,
             )
-    fig.update_layout(title="Penultimate features of the same test images (PCA)", height=420)
+    fig.update_layout(title="Penultimate features of the same test images (PCA)", height=400 * rows)
     return fig
 
 
 def confusion_figure(models: Mapping[str, Mapping], class_names: Sequence[str]) -> go.Figure:
-    """The confusion matrices side by side (row-normalised, so each true class sums to 1)."""
+    """The confusion matrices side by side, three a row (row-normalised, so each true class
+    sums to 1)."""
     names = [n for n, m in models.items() if m.get("confusion_matrix")]
-    fig = make_subplots(rows=1, cols=max(len(names), 1), subplot_titles=names, horizontal_spacing=0.06)
+    rows, cols = _grid(len(names))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names, horizontal_spacing=0.06)
     labels = [f"{c}: {n}" for c, n in enumerate(class_names)]
-    for col, name in enumerate(names, start=1):
+    for i, name in enumerate(names):
+        row, col = i // cols + 1, i % cols + 1
         matrix = models[name]["confusion_matrix"]
         rows = [[v / max(sum(row), 1) for v in row] for row in matrix]
         fig.add_trace(
@@ -139,13 +165,15 @@ def confusion_figure(models: Mapping[str, Mapping], class_names: Sequence[str]) 
                 zmin=0,
                 zmax=1,
                 colorscale="Blues",
-                showscale=col == len(names),
+                showscale=i == 0,
                 customdata=matrix,
-                hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata} images (%{z:.2f})<extra></extra>",
+                hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata:.1f} images (%{z:.2f})<extra></extra>",
             ),
-            row=1,
+            row=row,
             col=col,
         )
-        fig.update_yaxes(autorange="reversed", row=1, col=col, showticklabels=col == 1)
-    fig.update_layout(title="Confusion matrices on the test split (rows: true class)", height=420)
+        fig.update_yaxes(autorange="reversed", row=row, col=col, showticklabels=col == 1)
+    fig.update_layout(
+        title="Confusion matrices on the test split (rows: true class; mean over seeds)", height=420 * rows
+    )
     return fig

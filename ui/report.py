@@ -46,6 +46,11 @@ def build_report(metrics: Mapping, title: str | None = None) -> str:
     ]
     table = charts.summary_text(charts.summary_table(models)).to_html(border=0)
     errors = metrics.get("errors") or {}
+    scores_text = (
+        f"<p>{html.escape(inside.TEACHING['scores'])}</p>"
+        if any(k in m for m in models.values() for k in ("tow", "zrf", "mia"))
+        else ""
+    )
     zero_glance = [k for k, m in models.items() if m.get("zero_glance")]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -64,7 +69,7 @@ correctly. Relearn steps: fine-tuning steps on forget data until forget accuracy
 {cfg.get("relearn_fraction", 0.9):.0%} of the original's. MIA member rate: fraction of forget-class training
 samples a loss/entropy attack calls members. JS to retrained: mean Jensen-Shannon divergence of the outputs from
 the retrained model's on forget-class test images. Seconds: wall time of the unlearning (or training).</p>
-<p>{html.escape(inside.TEACHING["scores"])}</p>
+{scores_text}
 {table}
 {"<p><b>Methods that failed:</b> " + html.escape(json.dumps(errors)) + "</p>" if errors else ""}
 <h2>Charts</h2>

@@ -18,6 +18,8 @@ import torch
 
 from .errors import InvalidClassesError, ZeroGlanceViolation
 
+Normalize = Callable[[torch.Tensor], torch.Tensor]  # uint8 images (B, C, H, W) -> the model's input space
+
 # --------------------------------------------------------------------------------------------
 # Zero-glance guard
 # --------------------------------------------------------------------------------------------
@@ -177,16 +179,22 @@ def batches(
     A last batch of a single sample is merged into the one before it: BatchNorm cannot train
     on one sample when the feature map is 1x1 (MobileNetV2 and ResNet18 at 32x32 input).
     """
-    n = labels.shape[0]
+    for idx in batch_indices(labels.shape[0], batch_size, shuffle=shuffle, generator=generator):
+        x = images[idx]
+        yield (transform(x) if transform else x), labels[idx]
+
+
+def batch_indices(
+    n: int, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
+) -> Iterator[torch.Tensor]:
+    """The sample indices of each mini-batch of :func:`batches` (the same order, the same rule
+    for a last single sample)."""
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     starts = list(range(0, n, batch_size))
     if len(starts) > 1 and n - starts[-1] == 1:
         starts.pop()
     for i, start in enumerate(starts):
-        end = starts[i + 1] if i + 1 < len(starts) else n
-        idx = order[start:end]
-        x = images[idx]
-        yield (transform(x) if transform else x), labels[idx]
+        yield order[start : starts[i + 1] if i + 1 < len(starts) else n]
 
 
 def paired_batches(

@@ -36,7 +36,9 @@ from .representation import block_grams, cka_from_grams, feature_map, penultimat
 from .runtime import ProgressFn
 from .train import predict
 
-PROBE_PER_CLASS = 200  # training images of each class the representation probe is fitted on
+PROBE_PER_CLASS = 200  # training images of each class the representation probe is fitted on...
+PROBE_TRAIN_MAX = 4000  # ...but no more than this many in all (CIFAR-100: 40 of each class)
+PROBE_SEED_OFFSET = 7919  # the probe's images are drawn apart from Dr_sub (same seed, other stream)
 FIXED_PER_GROUP = 250  # forget-class and retained-class test images that CKA and the feature map share
 
 
@@ -180,12 +182,15 @@ def _confusion(model: nn.Module, ctx: EvalContext) -> list[list[int]]:
 @register_metric("probe", "probe")
 def _probe(model: nn.Module, ctx: EvalContext) -> dict[str, dict[str, float]]:
     """Linear and k-NN probes on the model's penultimate features: fitted on
-    :data:`PROBE_PER_CLASS` training images of every class (forget classes included, drawn
-    with the seed), scored on every forget-class test image and up to 1000 retained ones."""
+    :data:`PROBE_PER_CLASS` training images of every class (at most :data:`PROBE_TRAIN_MAX`
+    in all; forget classes included; drawn apart from Dr_sub), scored on every forget-class
+    test image and up to 1000 retained ones."""
 
     def sets() -> tuple[ImageTensors, ImageTensors]:
-        train = ctx.data.train.sample_per_class(range(ctx.data.num_classes), PROBE_PER_CLASS, seed=ctx.seed)
-        gen = torch.Generator().manual_seed(ctx.seed)
+        per_class = min(PROBE_PER_CLASS, max(1, PROBE_TRAIN_MAX // ctx.data.num_classes))
+        seed = ctx.seed + PROBE_SEED_OFFSET
+        train = ctx.data.train.sample_per_class(range(ctx.data.num_classes), per_class, seed=seed)
+        gen = torch.Generator().manual_seed(seed)
         retain = ctx.splits.retain_test
         retain = retain.subset(torch.randperm(len(retain), generator=gen)[:1000].sort().values)
         test = ImageTensors(

@@ -274,6 +274,8 @@ def _mean(values: list):
     if isinstance(first, list) and all(isinstance(v, list) and len(v) == len(first) for v in values):
         if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in first):
             return [sum(col) / len(col) for col in zip(*values, strict=True)]
+        if all(isinstance(x, list) for x in first):  # a matrix (confusion): element-wise, row by row
+            return [_mean(list(rows)) for rows in zip(*values, strict=True)]
     return first
 
 

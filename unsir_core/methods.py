@@ -28,12 +28,11 @@ import torch
 from torch import nn
 
 from .config import knobs, typed_value
-from .data import DataBundle, ImageTensors, forbid_classes, retained_classes
+from .data import DataBundle, ImageTensors, Normalize, forbid_classes, retained_classes
 from .errors import InvalidConfigError, UnknownNameError
 from .registry import Registry
 from .runtime import ProgressFn
 
-Normalize = Callable[[torch.Tensor], torch.Tensor]
 Preset = Callable[[str, str], Any]  # (data set, model) -> config
 TUNED = "tuned"  # the preset a method uses unless told otherwise
 
@@ -180,10 +179,14 @@ def unlearn(
         progress=progress,
     )
     start = time.perf_counter()
-    if method.reads_forget:
-        result = method.run(task, cfg)
-    else:
-        with forbid_classes(forget_classes):
+    # torch's global generator (dropout, a method's own draws) starts from the seed for every
+    # method, whatever ran before, and is left as it was
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        if method.reads_forget:
             result = method.run(task, cfg)
+        else:
+            with forbid_classes(forget_classes):
+                result = method.run(task, cfg)
     result.seconds = result.seconds or time.perf_counter() - start
     return result

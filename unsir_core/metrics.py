@@ -37,17 +37,15 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import DataBundle, ImageTensors, paired_batches
+from .data import DataBundle, ImageTensors, Normalize, paired_batches
 from .runtime import ProgressFn
 from .train import accuracy, predict, train_one_epoch
-
-Normalize = Callable[[torch.Tensor], torch.Tensor]
 
 
 def split_accuracy(logits: torch.Tensor, labels: torch.Tensor, forget: Sequence[int]) -> tuple[float, float]:
