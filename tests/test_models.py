@@ -57,3 +57,22 @@ def test_pretrained_head_is_replaced(monkeypatch):
     )
     model = create_model("resnet18", 7, pretrained=True)
     assert model.fc.out_features == 7
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_the_registered_stages_compose_to_the_model(name):
+    from unsir_core.models import model_spec
+
+    torch.manual_seed(0)
+    model = create_model(name, 10).eval()
+    with torch.no_grad():
+        for p in model.parameters():  # the ViT's head starts at zero, which would hide a wrong composition
+            if not p.any():
+                p.normal_()
+        x = torch.randn(3, 3, 32, 32)
+        out = x
+        for stage in model_spec(name).stages(model):
+            out = stage(out)
+        assert torch.allclose(out, model(x), atol=1e-5)
+    stage_params = {id(p) for s in model_spec(name).stages(model) for p in s.parameters()}
+    assert stage_params == {id(p) for p in model.parameters()}  # the stages share, and cover, every parameter

@@ -10,7 +10,7 @@ from unsir_core import load_dataset
 from unsir_core.data import retained_classes
 from unsir_core.errors import NonFiniteLossError, ZeroGlanceViolation
 from unsir_core.metrics import accuracy_report
-from unsir_core.unsir import UnsirConfig, learn_noise, unsir
+from unsir_core.unsir import UnsirConfig, impair, learn_noise, unsir
 
 from .conftest import state_equal
 
@@ -149,18 +149,14 @@ def test_random_noise_is_the_initial_draw_and_none_leaves_dr_sub_alone(digits, t
     assert torch.equal(random, drawn) and not torch.equal(learned, drawn)
 
     dr = dr_sub_for(digits, [3])
-    seen = []
-    result = unsir(
-        trained_digits_model,
-        [3],
-        dr,
-        digits.normalize,
-        replace(FAST, noise="none"),
-        CPU,
-        progress=lambda phase, done, total: seen.append((phase, total)),
-    )
-    impair_steps = {total for phase, total in seen if phase == "impair"}
-    assert impair_steps == {-(-len(dr) // FAST.batch_size)}  # the impair epoch saw Dr_sub and nothing else
+    dr_x, dr_y = digits.normalize(dr.images), dr.labels
+    noise, labels = learn_noise(trained_digits_model, [3], (3, 32, 32), FAST, CPU, generator=gen())
+    seen = {}
+    for kind in ("error_max", "none"):
+        model, cfg = copy.deepcopy(trained_digits_model), replace(FAST, noise=kind)
+        seen[kind] = impair(model, noise, labels, dr_x, dr_y, cfg, CPU, generator=gen()).samples
+    assert seen == {"error_max": len(dr) + FAST.noise_batch, "none": len(dr)}  # "none": Dr_sub and nothing else
+    result = unsir(trained_digits_model, [3], dr, digits.normalize, replace(FAST, noise="none"), CPU)
     assert accuracy_report(result.model, digits, [3], CPU)["forget_acc"] <= 1.0
 
 

@@ -24,12 +24,14 @@ def knob(
     help: str,
     *,
     min: float | None = None,
+    max: float | None = None,
     above: float | None = None,
     choices: tuple[str, ...] | None = None,
 ) -> Any:
     """A dataclass field with a default, a one-line help text (unit / why) and optional
-    bounds: ``min`` (value >= min), ``above`` (value > above) or ``choices`` (one of them)."""
-    return field(default=default, metadata={"help": help, "min": min, "above": above, "choices": choices})
+    bounds: ``min`` / ``max`` (value >= min, <= max), ``above`` (value > above) or ``choices``
+    (one of them)."""
+    return field(default=default, metadata={"help": help, "min": min, "max": max, "above": above, "choices": choices})
 
 
 def field_choices(cls, name: str) -> tuple[str, ...] | None:
@@ -62,9 +64,12 @@ class Knobs:
                 continue
             if not math.isfinite(value):
                 raise InvalidConfigError(f"{type(self).__name__}.{f.name} must be a finite number, got {value}")
+            high = f.metadata.get("max")
             if (low is not None and value < low) or (above is not None and value <= above):
                 bound = f">= {low}" if low is not None else f"> {above}"
                 raise InvalidConfigError(f"{type(self).__name__}.{f.name} must be {bound}, got {value}")
+            if high is not None and value > high:
+                raise InvalidConfigError(f"{type(self).__name__}.{f.name} must be <= {high}, got {value}")
 
 
 def lookup(table: dict[tuple[str, str], Any], dataset: str, model: str) -> Any:

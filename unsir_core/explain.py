@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .models import model_spec
+from .train import eval_mode
 
 
 def target_layer(model_name: str, model: nn.Module, image_shape: Sequence[int], min_side: int = 4) -> nn.Module:
@@ -31,11 +32,8 @@ def target_layer(model_name: str, model: nn.Module, image_shape: Sequence[int], 
         for i, layer in enumerate(candidates)
     ]
     try:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros(1, *image_shape, device=next(model.parameters()).device))
-        model.train(was_training)
     finally:
         for h in hooks:
             h.remove()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,7 +21,7 @@ from .checkpoints import load_into, read_metadata, save_checkpoint
 from .data import DataBundle
 from .errors import CheckpointError
 from .models import create_model
-from .recipes import TrainConfig
+from .recipes import TrainConfig, recipe_key
 from .runtime import ProgressFn, set_seed
 from .train import fit
 
@@ -48,7 +47,7 @@ def model_cache_path(
         "num_classes": data.num_classes,
         "image_size": data.image_shape[-1],
         "model": model_name,
-        "recipe": asdict(recipe),
+        "recipe": recipe_key(recipe),
         "seed": seed,
         "classes": classes,
     }

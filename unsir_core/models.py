@@ -5,9 +5,11 @@ Adding an architecture is one decorated function. Each takes ``num_classes``, th
 where they exist, replacing the classifier head; this downloads them when not cached).
 The registration also says where to look inside the model, so everything about an
 architecture is in one place: its classifier ``head`` (whose input is the penultimate
-features, ``representation.py``), its named ``blocks`` (compared layer by layer with CKA), the
-layers GradCAM may paint (``cam_layers``, deepest first; ``explain.py``) and, for a
-transformer, how its tokens become a feature map (``cam_reshape``).
+features, ``representation.py``), its named ``blocks`` (compared layer by layer with CKA), its
+``stages`` (modules whose composition is the model's forward, so that a leading part can be
+frozen and its outputs cached, ``unsir.py``), the layers GradCAM may paint (``cam_layers``,
+deepest first; ``explain.py``) and, for a transformer, how its tokens become a feature map
+(``cam_reshape``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class ModelSpec:
     build: ModelFactory
     head: Callable[[nn.Module], nn.Module]  # the classifier head of a built model; its input: the features
     blocks: BlocksFn  # named blocks, input to output, whose outputs CKA compares
+    stages: LayersFn  # modules (sharing the model's parameters) whose composition is its eval-mode forward
     cam_layers: LayersFn  # candidate GradCAM target layers of a built model, deepest first
     cam_reshape: ReshapeFn | None = None  # (B, tokens, C) -> (B, C, h, w) for a transformer
 
@@ -46,11 +49,12 @@ def register_model(
     *,
     head: Callable[[nn.Module], nn.Module],
     blocks: BlocksFn,
+    stages: LayersFn,
     cam_layers: LayersFn,
     cam_reshape: ReshapeFn | None = None,
 ):
     def wrap(fn: ModelFactory) -> ModelFactory:
-        _MODELS[name] = ModelSpec(name, fn, head, blocks, cam_layers, cam_reshape)
+        _MODELS[name] = ModelSpec(name, fn, head, blocks, stages, cam_layers, cam_reshape)
         return fn
 
     return wrap
@@ -85,6 +89,14 @@ def _pretrained(builder, weights, num_classes: int, head: Callable[[nn.Module], 
     "resnet18",
     head=lambda m: m.fc,
     blocks=lambda m: {n: getattr(m, n) for n in ("maxpool", "layer1", "layer2", "layer3", "layer4", "fc")},
+    stages=lambda m: [
+        nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool),
+        m.layer1,
+        m.layer2,
+        m.layer3,
+        m.layer4,
+        nn.Sequential(m.avgpool, nn.Flatten(1), m.fc),
+    ],
     cam_layers=lambda m: [m.layer4[-1], m.layer3[-1], m.layer2[-1], m.layer1[-1]],
 )
 def resnet18(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
@@ -98,6 +110,7 @@ def resnet18(num_classes: int, image_size: int = 32, pretrained: bool = False) -
     "mobilenetv2",
     head=lambda m: m.classifier[1],
     blocks=lambda m: {**{f"features.{i}": f for i, f in enumerate(m.features)}, "classifier": m.classifier},
+    stages=lambda m: [*m.features, nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), m.classifier)],
     cam_layers=lambda m: [m.features[i] for i in range(len(m.features) - 1, 0, -1)],
 )
 def mobilenetv2(num_classes: int, image_size: int = 32, pretrained: bool = False) -> nn.Module:
@@ -107,6 +120,32 @@ def mobilenetv2(num_classes: int, image_size: int = 32, pretrained: bool = False
             tvm.mobilenet_v2, tvm.MobileNet_V2_Weights.IMAGENET1K_V1, num_classes, lambda m: (m.classifier, "1")
         )
     return tvm.mobilenet_v2(num_classes=num_classes)
+
+
+class _VitEmbedding(nn.Module):
+    """The ViT's input stage as a module of its own: patches, class token, position embedding
+    (the parameters are the model's own, shared)."""
+
+    def __init__(self, vit: tvm.VisionTransformer):
+        super().__init__()
+        self.conv_proj, self.dropout = vit.conv_proj, vit.encoder.dropout
+        self.class_token, self.pos_embedding = vit.class_token, vit.encoder.pos_embedding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 1 + h*w, C)
+        x = self.conv_proj(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
+        return self.dropout(x + self.pos_embedding)
+
+
+class _VitHead(nn.Module):
+    """The ViT's output stage: the last norm, the class token, the classifier."""
+
+    def __init__(self, vit: tvm.VisionTransformer):
+        super().__init__()
+        self.ln, self.heads = vit.encoder.ln, vit.heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1 + h*w, C) -> (B, classes)
+        return self.heads(self.ln(x)[:, 0])
 
 
 def vit_tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
@@ -124,6 +163,7 @@ def vit_tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
         "encoder.ln": m.encoder.ln,
         "heads": m.heads,
     },
+    stages=lambda m: [_VitEmbedding(m), *m.encoder.layers, _VitHead(m)],
     cam_layers=lambda m: [m.encoder.layers[-1].ln_1],
     cam_reshape=vit_tokens_to_grid,
 )
@@ -184,6 +224,7 @@ class AllCNN(nn.Module):
         **{f"features.{i}": f for i, f in enumerate(m.features) if not isinstance(f, nn.Dropout)},
         "classifier": m.classifier,
     },
+    stages=lambda m: [*m.features, m.classifier],
     cam_layers=lambda m: [
         m.features[i] for i in range(len(m.features) - 1, -1, -1) if not isinstance(m.features[i], nn.Dropout)
     ],

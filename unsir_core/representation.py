@@ -20,15 +20,15 @@ returns data; the definitions are also in README.md:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from .data import Normalize
 from .models import model_spec
-
-Normalize = Callable[[torch.Tensor], torch.Tensor]
+from .train import eval_mode
 
 
 def _flat(x: torch.Tensor) -> torch.Tensor:
@@ -49,14 +49,12 @@ def penultimate_features(
     head = model_spec(model_name).head(model)
     grabbed: list[torch.Tensor] = []
     hook = head.register_forward_pre_hook(lambda module, args: grabbed.append(_flat(args[0]).cpu()))
-    was_training = model.training
-    model.eval()
     try:
-        for start in range(0, len(images), batch_size):
-            model(normalize(images[start : start + batch_size].to(device)))
+        with eval_mode(model):
+            for start in range(0, len(images), batch_size):
+                model(normalize(images[start : start + batch_size].to(device)))
     finally:
         hook.remove()
-        model.train(was_training)
     return torch.cat(grabbed) if grabbed else torch.empty(0, 0)
 
 
@@ -116,33 +114,28 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
 
 @torch.no_grad()
 def block_grams(
-    model: nn.Module,
-    model_name: str,
-    images: torch.Tensor,
-    normalize: Normalize,
-    device: torch.device,
-    batch_size: int = 250,
+    model: nn.Module, model_name: str, images: torch.Tensor, normalize: Normalize, device: torch.device
 ) -> dict[str, torch.Tensor]:
     """The centred Gram matrix (N, N) of each named block's output (``models.py`` registers
     the blocks) over uint8 ``images``; CKA between two models is then per block
-    :func:`cka_from_grams`. Gram matrices, unlike activations, are small and comparable
-    across architectures."""
+    :func:`cka_from_grams`. The images (a few hundred) go through in one pass, and each
+    block's Gram matrix is made as soon as its output exists, so that one block's activations
+    at a time are held."""
     blocks = model_spec(model_name).blocks(model)
-    outs: dict[str, list[torch.Tensor]] = {name: [] for name in blocks}
+    grams: dict[str, torch.Tensor] = {}
     hooks = [
-        module.register_forward_hook(lambda m, i, o, name=name: outs[name].append(o.float().flatten(1).cpu()))
+        module.register_forward_hook(
+            lambda m, i, o, name=name: grams.__setitem__(name, _centred_gram(o.float().flatten(1).cpu()))
+        )
         for name, module in blocks.items()
     ]
-    was_training = model.training
-    model.eval()
     try:
-        for start in range(0, len(images), batch_size):
-            model(normalize(images[start : start + batch_size].to(device)))
+        with eval_mode(model):
+            model(normalize(images.to(device)))
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
-    return {name: _centred_gram(torch.cat(chunks)) for name, chunks in outs.items()}
+    return {name: grams[name] for name in blocks}
 
 
 def feature_map(features: torch.Tensor, *, method: str = "pca", seed: int = 0) -> np.ndarray:

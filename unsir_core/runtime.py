@@ -7,6 +7,7 @@ total)``, so that the CLI (tqdm), the dashboard's job queue and tests can all li
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 
@@ -72,3 +73,32 @@ def synchronize(device: torch.device) -> None:
     asynchronous; the CPU is not)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+# --- numeric precision ------------------------------------------------------------------------
+
+PRECISIONS = ("fp32", "bf16", "fp16")  # fp32: full precision; bf16 / fp16: autocast (mixed precision)
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """An :class:`UnsirError` for a precision the device cannot run (fp16 needs CUDA)."""
+    if precision not in PRECISIONS:
+        raise InvalidConfigError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise UnsirError(f"fp16 mixed precision needs a CUDA device, not {device.type}; use bf16 or fp32")
+
+
+def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
+    """The context for a forward pass in ``precision``: nothing for fp32, else torch.autocast
+    (matrix products and convolutions in bf16 / fp16, reductions and losses in fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    check_precision(precision, device)
+    return torch.autocast(device.type, dtype=_DTYPES[precision])
+
+
+def grad_scaler(device: torch.device, precision: str = "fp32") -> torch.amp.GradScaler | None:
+    """A gradient scaler for fp16 (its small range would flush small gradients to zero); None
+    otherwise (bf16 has fp32's range)."""
+    return torch.amp.GradScaler(device.type) if precision == "fp16" else None

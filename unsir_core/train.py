@@ -8,9 +8,10 @@ computed from the same forward pass.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from .data import ImageTensors, batches
 from .errors import NonFiniteLossError, UnsirError
 from .recipes import TrainConfig
-from .runtime import ProgressFn, step_counter
+from .runtime import ProgressFn, autocast, check_precision, grad_scaler, step_counter
 
 _OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], TrainConfig], torch.optim.Optimizer]] = {
     "adam": lambda p, c: torch.optim.Adam(p, lr=c.lr, weight_decay=c.weight_decay),
@@ -64,9 +65,12 @@ def train_one_epoch(
     on_step: Callable[[], bool | None] | None = None,
     phase: str = "train",
     freeze_bn: bool = False,
+    precision: str = "fp32",
 ) -> EpochStats:
     """One pass of training over ``loader`` in train mode. Batches are ``(x, target)`` or
-    ``(x, target, weight)`` with normalised inputs x; see :func:`batch_loss`.
+    ``(x, target, weight)`` with normalised inputs x; see :func:`batch_loss`. ``precision``:
+    fp32, or bf16 / fp16 autocast for the forward pass (the loss is taken in fp32; fp16 scales
+    the gradients).
 
     Raises :class:`NonFiniteLossError` as soon as a loss is NaN or infinite; the caller decides
     what to keep (UNSIR works on a copy, so the original model is never touched).
@@ -77,12 +81,14 @@ def train_one_epoch(
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eval()
     start = time.perf_counter()
+    scaler = grad_scaler(device, precision)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
     for step, (x, y, *weight) in enumerate(loader):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        logits = model(x)
+        with autocast(device, precision):
+            logits = model(x).float()  # a no-op in fp32
         loss = batch_loss(logits, y, weight[0].to(device) if weight else None)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -90,10 +96,18 @@ def train_one_epoch(
                 "The original model and its checkpoint are untouched."
             )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip_value is not None:
-            nn.utils.clip_grad_value_(model.parameters(), grad_clip_value)
-        optimizer.step()
+        if scaler is None:
+            loss.backward()
+            if grad_clip_value is not None:
+                nn.utils.clip_grad_value_(model.parameters(), grad_clip_value)
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            if grad_clip_value is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                nn.utils.clip_grad_value_(model.parameters(), grad_clip_value)
+            scaler.step(optimizer)
+            scaler.update()
         loss_sum += loss.detach() * y.shape[0]
         correct += (logits.argmax(1) == (y.argmax(1) if y.is_floating_point() else y)).sum()
         seen += y.shape[0]
@@ -111,18 +125,31 @@ def predict(
     device: torch.device,
     batch_size: int = 1000,
     progress: ProgressFn | None = None,
+    precision: str = "fp32",
 ) -> torch.Tensor:
-    """Logits (N, num_classes) on the CPU for uint8 ``images`` (N, C, H, W), in eval mode."""
-    was_training = model.training
-    model.eval()
+    """Logits (N, num_classes) on the CPU for uint8 ``images`` (N, C, H, W), in eval mode
+    (``precision``: see :func:`train_one_epoch`; metrics are computed in fp32)."""
     out = []
     total = -(-len(images) // batch_size)
-    for step, start in enumerate(range(0, len(images), batch_size)):
-        out.append(model(normalize(images[start : start + batch_size].to(device))).float().cpu())
-        if progress:
-            progress("evaluate", step + 1, total)
-    model.train(was_training)
+    with eval_mode(model):
+        for step, start in enumerate(range(0, len(images), batch_size)):
+            with autocast(device, precision):
+                out.append(model(normalize(images[start : start + batch_size].to(device))).float().cpu())
+            if progress:
+                progress("evaluate", step + 1, total)
     return torch.cat(out) if out else torch.empty(0)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode for the block (BatchNorm uses its running statistics, dropout is
+    off), then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -170,13 +197,19 @@ def fit(
     ReduceLROnPlateau; without it the plateau scheduler watches the training loss.
     """
     start = time.perf_counter()
+    check_precision(cfg.precision, device)
     gen = torch.Generator().manual_seed(seed)
     model.to(device, memory_format=torch.channels_last)  # ~10% faster convolutions on CPU
     optimizer = make_optimizer(model, cfg)
-    scheduler = _make_scheduler(optimizer, cfg)
-    images, labels = train.images.to(device), train.labels.to(device)  # once, not per batch
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    tick = step_counter(progress, phase, cfg.epochs * steps_per_epoch)
+    scheduler = _make_scheduler(optimizer, cfg, steps_per_epoch)
+    images, labels = train.images.to(device), train.labels.to(device)  # once, not per batch
+    count = step_counter(progress, phase, cfg.epochs * steps_per_epoch)
+
+    def tick() -> None:
+        if cfg.scheduler in PER_STEP_SCHEDULERS:
+            scheduler.step()
+        count()
 
     def transform(x: torch.Tensor) -> torch.Tensor:
         x = normalize(x)
@@ -186,7 +219,14 @@ def fit(
     for epoch in range(cfg.epochs):
         loader = batches(images, labels, cfg.batch_size, shuffle=True, generator=gen, transform=transform)
         stats = train_one_epoch(
-            model, loader, optimizer, device, grad_clip_value=cfg.grad_clip_value, on_step=tick, phase=phase
+            model,
+            loader,
+            optimizer,
+            device,
+            grad_clip_value=cfg.grad_clip_value,
+            on_step=tick,
+            phase=phase,
+            precision=cfg.precision,
         )
         entry = {
             "epoch": epoch + 1,
@@ -200,14 +240,24 @@ def fit(
                 entry["held_out_loss"] = F.cross_entropy(logits, held_out.labels).item()
                 entry["held_out_accuracy"] = accuracy(logits, held_out.labels)
             scheduler.step(entry.get("held_out_loss", stats.loss))
-        elif scheduler is not None:
+        elif scheduler is not None and cfg.scheduler not in PER_STEP_SCHEDULERS:
             scheduler.step()
         history.append(entry)
     model.eval()
     return FitResult(time.perf_counter() - start, history)
 
 
-def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
+# Schedulers that move the learning rate after every batch rather than after every epoch.
+PER_STEP_SCHEDULERS = ("onecycle",)
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    if cfg.scheduler == "onecycle":
+        # Warm up for the first 25 % of the steps to lr, then anneal (cosine) to lr / 1e4: a
+        # few epochs at a high learning rate train as far as many at a careful one.
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=max(cfg.epochs * steps_per_epoch, 1), pct_start=0.25
+        )
     if cfg.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
@@ -216,4 +266,4 @@ def _make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig):
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1))
     if cfg.scheduler == "none":
         return None
-    raise UnsirError(f"unknown scheduler {cfg.scheduler!r}; choose plateau, cosine or none")
+    raise UnsirError(f"unknown scheduler {cfg.scheduler!r}; choose plateau, cosine, onecycle or none")

@@ -28,11 +28,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import Knobs, knob, lookup
-from .data import ImageTensors, batches, forbid_classes, retained_classes
-from .errors import InvalidClassesError, NonFiniteLossError, ZeroGlanceViolation
+from .data import ImageTensors, batch_indices, forbid_classes, retained_classes
+from .errors import InvalidClassesError, InvalidConfigError, NonFiniteLossError, ZeroGlanceViolation
 from .methods import UnlearningTask, UnlearnResult, register_method, register_variant
-from .runtime import ProgressFn, step_counter, synchronize
-from .train import EpochStats, train_one_epoch
+from .models import model_spec
+from .runtime import PRECISIONS, ProgressFn, autocast, check_precision, step_counter, synchronize
+from .train import EpochStats, eval_mode, train_one_epoch
 
 NOISE_KINDS = ("error_max", "random", "none")
 
@@ -63,6 +64,20 @@ class UnsirConfig(Knobs):
         "error_max: the paper's error-maximising noise; ablations: random (noise drawn, not optimised) or "
         "none (the impair epoch on Dr_sub alone)",
         choices=NOISE_KINDS,
+    )
+    precision: str = knob(
+        "fp32", "fp32, or bf16 / fp16 (CUDA) mixed precision in noise, impair and repair", choices=PRECISIONS
+    )
+    repair_distill: float = knob(
+        0.0,
+        "share of the repair targets taken from the original model's outputs on Dr_sub (forget classes "
+        "masked out); 0: the labels alone",
+        min=0,
+        max=1,
+    )
+    distill_temperature: float = knob(2.0, "softmax temperature of the original model's outputs in repair", above=0)
+    frozen_stages: int = knob(
+        0, "leading stages of the model kept frozen in impair and repair (their outputs computed once)", min=0
     )
 
     @classmethod
@@ -137,7 +152,9 @@ def learn_noise(
         for step in range(cfg.noise_steps if cfg.noise == "error_max" else 0):  # "random": drawn, not optimised
             # Averaging over all K classes scales each class's loss by 1/K, which Adam ignores:
             # this is the same optimisation as K separate runs, in one forward pass.
-            loss = -F.cross_entropy(model(noise), labels) + cfg.noise_lambda * noise.square().sum((1, 2, 3)).mean()
+            with autocast(device, cfg.precision):
+                logits = model(noise).float()
+            loss = -F.cross_entropy(logits, labels) + cfg.noise_lambda * noise.square().sum((1, 2, 3)).mean()
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(f"noise: the loss became {loss.item()} at step {step}; lower noise_lr")
             optimizer.zero_grad(set_to_none=True)
@@ -165,11 +182,15 @@ def impair(
     progress: ProgressFn | None = None,
 ) -> EpochStats:
     """One epoch (Adam, ``impair_lr``) over the noise (repeated ``noise_copies`` times) and
-    Dr_sub shuffled together. ``dr_x`` is Dr_sub already normalised, on ``device``."""
+    Dr_sub shuffled together. ``dr_x`` is Dr_sub already normalised, on ``device`` (or, with
+    frozen stages, both are the frozen stages' outputs and ``model`` the rest)."""
     x = torch.cat([noise.repeat(cfg.noise_copies, 1, 1, 1), dr_x])
     y = torch.cat([noise_labels.repeat(cfg.noise_copies), dr_y])
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.impair_lr)
-    return _epoch(model, x, y, optimizer, cfg, device, generator, progress, "impair")
+    # noise "none": the epoch is shuffled with the noise as usual (so that it draws the same random
+    # numbers as the others), and the noise samples are then left out of every batch
+    keep = None if cfg.noise != "none" else torch.arange(len(y)) >= len(noise) * cfg.noise_copies
+    return _epoch(model, x, y, optimizer, cfg, device, generator, progress, "impair", keep=keep)
 
 
 def repair(
@@ -182,7 +203,8 @@ def repair(
     generator: torch.Generator | None = None,
     progress: ProgressFn | None = None,
 ) -> list[EpochStats]:
-    """``repair_epochs`` epochs (Adam, ``repair_lr``) over Dr_sub alone."""
+    """``repair_epochs`` epochs (Adam, ``repair_lr``) over Dr_sub alone. ``dr_y``: labels, or
+    soft targets (N, K) when the repair distils the original model's outputs."""
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.repair_lr)
     return [
         _epoch(model, dr_x, dr_y, optimizer, cfg, device, generator, progress, "repair")
@@ -190,10 +212,48 @@ def repair(
     ]
 
 
-def _epoch(model, x, y, optimizer, cfg, device, generator, progress, phase) -> EpochStats:
+def _epoch(model, x, y, optimizer, cfg, device, generator, progress, phase, keep=None) -> EpochStats:
+    """One shuffled epoch over (x, y); ``keep`` (bool per sample): leave the others out of
+    their batches (a batch left with fewer than two samples is skipped: BatchNorm needs two)."""
     tick = step_counter(progress, phase, -(-len(y) // cfg.batch_size))
-    loader = batches(x, y, cfg.batch_size, shuffle=True, generator=generator)
-    return train_one_epoch(model, loader, optimizer, device, on_step=tick, phase=phase, freeze_bn=cfg.freeze_bn)
+    order = batch_indices(len(y), cfg.batch_size, shuffle=True, generator=generator)
+    kept = order if keep is None else (i[keep[i]] for i in order)
+    loader = ((x[i], y[i]) for i in kept if keep is None or len(i) > 1)
+    return train_one_epoch(
+        model, loader, optimizer, device, on_step=tick, phase=phase, freeze_bn=cfg.freeze_bn, precision=cfg.precision
+    )
+
+
+@torch.no_grad()
+def _outputs(module: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """``module`` applied to ``x`` in eval mode, in batches (no gradients)."""
+    with eval_mode(module):
+        return torch.cat([module(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]) if len(x) else x
+
+
+def distilled_targets(
+    model: nn.Module, dr_x: torch.Tensor, dr_y: torch.Tensor, forget: Sequence[int], cfg: UnsirConfig
+) -> torch.Tensor:
+    """Soft repair targets (N, K): ``1 - repair_distill`` of each label plus ``repair_distill``
+    of ``model``'s softmax output on Dr_sub at ``distill_temperature``, with the forget classes'
+    share removed and the rest renormalised (the original must not teach them back). Only
+    Dr_sub (retained classes) is read: zero-glance holds."""
+    probs = F.softmax(_outputs(model, dr_x).float() / cfg.distill_temperature, dim=1)
+    probs[:, list(forget)] = 0
+    probs = probs / probs.sum(1, keepdim=True).clamp_min(1e-12)
+    labels = F.one_hot(dr_y, probs.shape[1]).float()
+    return (1 - cfg.repair_distill) * labels + cfg.repair_distill * probs
+
+
+def split_stages(model: nn.Module, model_name: str, frozen: int) -> tuple[nn.Module, nn.Module]:
+    """``model`` as (frozen prefix, trainable rest): its first ``frozen`` registered stages,
+    switched to eval mode with gradients off, and the others. Both share the model's modules."""
+    stages = model_spec(model_name).stages(model)
+    if not 0 < frozen < len(stages):
+        raise InvalidConfigError(f"frozen_stages must be between 1 and {len(stages) - 1} for {model_name}")
+    prefix, rest = nn.Sequential(*stages[:frozen]), nn.Sequential(*stages[frozen:])
+    prefix.eval().requires_grad_(False)
+    return prefix, rest
 
 
 def unsir(
@@ -206,15 +266,20 @@ def unsir(
     *,
     seed: int = 0,
     progress: ProgressFn | None = None,
+    model_name: str | None = None,
 ) -> UnlearnResult:
     """Unlearn ``forget_classes`` from a copy of ``model`` with UNSIR, zero-glance.
 
     ``dr_sub`` holds retained-class training samples only (see
     :meth:`ImageTensors.sample_per_class`); ``normalize`` maps its uint8 images to the model's
     input space. No other data reaches this function, and it refuses a Dr_sub that holds a
-    forget-class sample.
+    forget-class sample. ``model_name`` (the registered architecture) is needed to freeze
+    stages (``cfg.frozen_stages``).
     """
     device = torch.device(device)
+    check_precision(cfg.precision, device)
+    if cfg.frozen_stages and model_name is None:
+        raise InvalidConfigError("frozen_stages needs the model's registered name (model_name)")
     forget = sorted({int(c) for c in forget_classes})
     if not forget:
         raise InvalidClassesError("no forget class given: choose at least one class to forget")
@@ -239,20 +304,23 @@ def unsir(
         noise, noise_labels = learn_noise(
             unlearned, forget, dr_sub.image_shape, cfg, device, generator=gen, progress=progress
         )
-        if cfg.noise == "none":  # drawn all the same, so that every variant shuffles from the same seed state
-            noise, noise_labels = noise[:0], noise_labels[:0]
+        repair_y = distilled_targets(unlearned, dr_x, dr_y, forget, cfg) if cfg.repair_distill else dr_y
+        trained = unlearned  # what impair and repair train: the model, or its stages after the frozen ones
+        if cfg.frozen_stages:  # the frozen stages' outputs, computed once, stand in for the inputs
+            prefix, trained = split_stages(unlearned, model_name, cfg.frozen_stages)
+            noise, dr_x = _outputs(prefix, noise), _outputs(prefix, dr_x)
         synchronize(device)
         phases["noise"] += time.perf_counter() - t
 
         for r in range(cfg.rounds):
             t = time.perf_counter()
-            stats = impair(unlearned, noise, noise_labels, dr_x, dr_y, cfg, device, generator=gen, progress=progress)
+            stats = impair(trained, noise, noise_labels, dr_x, dr_y, cfg, device, generator=gen, progress=progress)
             synchronize(device)
             phases["impair"] += time.perf_counter() - t
             history.append({"round": r + 1, "phase": "impair", "loss": stats.loss, "accuracy": stats.accuracy})
 
             t = time.perf_counter()
-            for stats in repair(unlearned, dr_x, dr_y, cfg, device, generator=gen, progress=progress):
+            for stats in repair(trained, dr_x, repair_y, cfg, device, generator=gen, progress=progress):
                 history.append({"round": r + 1, "phase": "repair", "loss": stats.loss, "accuracy": stats.accuracy})
             synchronize(device)
             phases["repair"] += time.perf_counter() - t
@@ -281,6 +349,7 @@ def _unsir_method(task: UnlearningTask, cfg: UnsirConfig) -> UnlearnResult:
         task.device,
         seed=task.seed,
         progress=task.progress,
+        model_name=task.model_name,
     )
 
 

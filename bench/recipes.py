@@ -1,0 +1,101 @@
+"""Training recipes side by side: wall time and test accuracy of the original model trained
+with each recipe set (official, fast) on one machine, in one run.
+
+A recipe named in ``--timing-epochs NAME=N`` is trained for N epochs only and its time scaled
+to its full epoch count (its accuracy is then not measured here: say where it comes from).
+Every fully trained model goes to the model cache, so that later benchmarks reuse it.
+
+    python bench/recipes.py --dataset cifar10 --models resnet18 --recipes fast,official \\
+        --timing-epochs official=2 --out bench/results/recipes_cifar10.json
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, replace
+
+from common import base_parser, command, write_result
+
+from unsir_core.datasets import load_dataset
+from unsir_core.model_cache import trained_model
+from unsir_core.models import create_model
+from unsir_core.paths import default_cache_dir
+from unsir_core.provenance import environment
+from unsir_core.recipes import default_recipe
+from unsir_core.runtime import resolve_device, set_seed
+from unsir_core.train import accuracy, fit, predict
+
+
+def main() -> None:
+    p = base_parser(__doc__)
+    p.add_argument("--models", default="resnet18", help="comma-separated architectures (default resnet18)")
+    p.add_argument("--recipes", default="fast,official", help="comma-separated recipe sets (default fast,official)")
+    p.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
+    p.add_argument(
+        "--timing-epochs", action="append", default=[], help="NAME=N: time N epochs of recipe set NAME and scale"
+    )
+    p.add_argument("--out", required=True, help="result JSON")
+    args = p.parse_args()
+    timing = {k: int(v) for k, v in (item.split("=", 1) for item in args.timing_epochs)}
+    device = resolve_device(args.device)
+    data = load_dataset(args.dataset, args.data_dir)
+    rows = []
+    for model_name in args.models.split(","):
+        for name in args.recipes.split(","):
+            recipe = default_recipe(args.dataset, model_name, name)
+            if name in timing:
+                row = time_epochs(data, model_name, recipe, timing[name], device, args.seed)
+            else:
+                model, meta = trained_model(
+                    data,
+                    model_name,
+                    recipe,
+                    range(data.num_classes),
+                    device,
+                    seed=args.seed,
+                    cache_dir=default_cache_dir(),
+                )
+                logits = predict(model, data.test.images, data.normalize, device)
+                row = {
+                    "seconds": meta["seconds"],
+                    "epochs": recipe.epochs,
+                    "scaled": False,
+                    "test_accuracy": accuracy(logits, data.test.labels),
+                    "checkpoint": meta["checkpoint"],
+                    "cached": meta["cached"],
+                }
+            rows.append({"model": model_name, "recipes": name, "recipe": asdict(recipe), **row})
+            acc = "not measured" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}"
+            scaled = " (scaled)" if row["scaled"] else ""
+            print(f"{model_name:<12} {name:<9} {row['seconds']:8.1f} s{scaled:<9}  test acc {acc}", flush=True)
+    write_result(
+        args.out,
+        {
+            "benchmark": "recipes",
+            "command": command(),
+            "dataset": args.dataset,
+            "seed": args.seed,
+            "device": device.type,
+            "environment": environment(),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "rows": rows,
+        },
+    )
+
+
+def time_epochs(data, model_name, recipe, epochs, device, seed) -> dict:
+    """``epochs`` epochs of ``recipe`` (not cached), their time scaled to the recipe's epochs."""
+    set_seed(seed)
+    model = create_model(model_name, data.num_classes, image_size=data.image_shape[-1])
+    result = fit(model, data.train, data.normalize, replace(recipe, epochs=epochs), device, seed=seed)
+    return {
+        "seconds": result.seconds * recipe.epochs / epochs,
+        "epochs": recipe.epochs,
+        "scaled": True,
+        "measured_epochs": epochs,
+        "test_accuracy": None,
+    }
+
+
+if __name__ == "__main__":
+    main()
