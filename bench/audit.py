@@ -24,15 +24,13 @@ import math
 import statistics
 import time
 
-from common import base_parser, command, write_result
+from common import add_recipe_argument, base_parser, command, recipe_from, write_result
 
-from unsir_core.config import with_overrides
 from unsir_core.errors import UnsirError
 from unsir_core.evaluation import list_metrics
 from unsir_core.experiment import ExperimentConfig, run_experiment
 from unsir_core.methods import parse_method_overrides
 from unsir_core.provenance import environment
-from unsir_core.recipes import default_recipe
 from unsir_core.runs import write_run
 
 METHODS = "unsir,unsir_random_noise,unsir_no_noise,finetune,neggrad"
@@ -184,13 +182,7 @@ def main() -> None:
         metavar="METHOD.FIELD=VALUE",
         help="change a method's hyper-parameter (the ablations follow UNSIR's changes)",
     )
-    p.add_argument(
-        "--recipe",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="training recipe override of the original and retrained models, e.g. epochs=3",
-    )
+    add_recipe_argument(p)
     p.add_argument("--runs", help="also store each forget class's metrics.json as a run in this folder")
     p.add_argument("--out", help="JSON file for the results")
     args = p.parse_args()
@@ -211,7 +203,7 @@ def main() -> None:
             data_dir=args.data_dir,
             methods=methods,
             metrics=tuple(metrics),
-            train=with_overrides(default_recipe(args.dataset, args.model), args.recipe),
+            train=recipe_from(args.dataset, args.model, args.recipe),
             method_overrides=parse_method_overrides(args.set),
         )
         t = time.perf_counter()

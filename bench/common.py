@@ -33,3 +33,30 @@ def write_result(path: str | Path, payload: dict) -> None:
     from unsir_core.files import write_text
 
     write_text(path, json.dumps(payload, indent=2))
+
+
+def add_recipe_argument(p: argparse.ArgumentParser) -> None:
+    """``--recipe``: the recipe set of the original and retrained models (``official``, the
+    default, or ``fast``) and/or ``FIELD=VALUE`` changes to it; repeatable."""
+    p.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="SET|FIELD=VALUE",
+        help="training recipe of the original and retrained models: a recipe set (official, the default, "
+        "or fast) and/or FIELD=VALUE changes, e.g. --recipe fast --recipe epochs=3",
+    )
+
+
+def recipe_from(dataset: str, model: str, items: list[str]):
+    """The training recipe ``--recipe`` describes: the named set's recipe for (dataset, model)
+    with the ``FIELD=VALUE`` changes applied."""
+    from unsir_core.config import with_overrides
+    from unsir_core.errors import InvalidConfigError
+    from unsir_core.recipes import default_recipe
+
+    names = [item for item in items if "=" not in item]
+    if len(names) > 1:
+        raise InvalidConfigError(f"--recipe names one recipe set, got {', '.join(names)}")
+    base = default_recipe(dataset, model, names[0] if names else "official")
+    return with_overrides(base, [item for item in items if "=" in item])

@@ -30,7 +30,7 @@ from dataclasses import asdict, replace
 
 import notebook  # noqa: F401  (registers unsir_notebook, the official notebook with its defects)
 import torch
-from common import base_parser, command, write_result
+from common import add_recipe_argument, base_parser, command, recipe_from, write_result
 
 from unsir_core.checkpoints import read_metadata
 from unsir_core.config import with_overrides
@@ -45,7 +45,6 @@ from unsir_core.model_cache import model_cache_path, trained_model
 from unsir_core.models import create_model
 from unsir_core.paths import default_cache_dir
 from unsir_core.provenance import environment
-from unsir_core.recipes import default_recipe
 from unsir_core.runtime import resolve_device, set_seed
 from unsir_core.train import fit, predict
 
@@ -112,13 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         "--preset", choices=sorted(get_method("unsir").presets), default="tuned", help="UNSIR starting config"
     )
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="UNSIR config override")
-    p.add_argument(
-        "--recipe",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="training recipe override (original and retrained models), e.g. pretrained=true",
-    )
+    add_recipe_argument(p)
     p.add_argument("--metrics", default="", help="extra metrics per run: relearn, mia (comma-separated)")
     p.add_argument("--retrain-epochs", type=int, default=1, help="epochs timed when no retrained model is cached")
     p.add_argument("--out", help="JSON file for the results")
@@ -127,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(args.device)
     cache_dir = default_cache_dir()
     data = load_dataset(args.dataset, args.data_dir)
-    recipe = with_overrides(default_recipe(args.dataset, args.model), args.recipe)
+    recipe = recipe_from(args.dataset, args.model, args.recipe)
     forget_sets = parse_forget_sets(args.forget, data.classes)
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -152,7 +152,7 @@ def test_cifar100_script_says_what_is_missing_and_runs_nothing(tmp_path):
 def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     out = tmp_path / "audit.json"
     args = "--dataset digits --forget 3 --seeds 0,1 --methods unsir,unsir_no_noise --metrics mia,probe,cka,zrf,tow"
-    quick = "--recipe epochs=2 --set unsir.noise_steps=5 --set unsir.repair_epochs=1"
+    quick = "--recipe fast --recipe epochs=2 --set unsir.noise_steps=5 --set unsir.repair_epochs=1"
     stdout = run(
         "bench/audit.py",
         *args.split(),
@@ -166,6 +166,7 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     assert "unsir - no_noise" in stdout
     b = json.loads(out.read_text())
     assert b["command"].startswith("python bench/audit.py --dataset digits") and b["seeds"] == [0, 1]
+    assert b["recipe"]["epochs"] == 2  # the fast set's digits recipe (the official one), then epochs=2
     assert set(b["models"]) == {"original", "retrained", "unsir", "unsir_no_noise"}
     assert b["models"]["retrained"]["tow"]["mean"] == 1.0 and b["models"]["unsir"]["probe_linear_forget"]["n"] == 2
     comparison = b["unsir_minus"]["unsir_no_noise"]
@@ -178,3 +179,19 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     assert set(comparison) == {"difference", "gap_to_retrained", "unsir_seed_sd"}
     assert "unsir_random_noise" not in b["unsir_minus"] and b["method_configs"]["unsir_no_noise"]["noise_steps"] == 5
     assert (tmp_path / "runs" / "digits-resnet18-forget3" / "metrics.json").is_file()
+
+
+def test_recipe_argument_names_a_set_and_changes_fields(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from common import recipe_from
+
+    from unsir_core.errors import InvalidConfigError
+    from unsir_core.recipes import default_recipe
+
+    assert recipe_from("cifar10", "resnet18", []) == default_recipe("cifar10", "resnet18")
+    fast = recipe_from("cifar10", "resnet18", ["fast", "epochs=3"])
+    assert fast.scheduler == "onecycle" and fast.epochs == 3
+    with pytest.raises(InvalidConfigError, match="names one recipe set, got fast, official"):
+        recipe_from("cifar10", "resnet18", ["fast", "official"])
+    with pytest.raises(InvalidConfigError, match="unknown recipe set 'quick'"):
+        recipe_from("cifar10", "resnet18", ["quick"])

@@ -62,3 +62,75 @@ def test_augment_keeps_shape_and_content():
 def test_auto_device_falls_back_to_cpu_here():
     assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
     assert resolve_device("cpu").type == "cpu"
+
+
+# --- precision and the fast recipes ------------------------------------------------------------
+
+
+def test_bf16_autocast_predicts_like_fp32(digits, trained_digits_model):
+    cpu = torch.device("cpu")
+    full = predict(trained_digits_model, digits.test.images, digits.normalize, cpu)
+    half = predict(trained_digits_model, digits.test.images, digits.normalize, cpu, precision="bf16")
+    assert half.dtype == torch.float32  # metrics are computed in fp32 whatever the forward pass
+    assert not torch.equal(full, half)  # bf16 did run (it rounds)
+    agree = (full.argmax(1) == half.argmax(1)).float().mean()
+    assert agree > 0.97
+    assert (full.softmax(1) - half.softmax(1)).abs().max() < 0.1
+
+
+def test_bf16_training_steps_are_finite_and_learn(digits):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    small = digits.train.subset(torch.arange(512))
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=1e-3, grad_clip_value=None, scheduler="none", precision="bf16")
+    history = fit(model, small, digits.normalize, cfg, torch.device("cpu")).history
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_fp16_needs_cuda_and_unknown_precisions_are_refused():
+    from unsir_core.errors import InvalidConfigError, UnsirError
+    from unsir_core.runtime import autocast
+
+    with pytest.raises(UnsirError, match="fp16 mixed precision needs a CUDA device"):
+        autocast(torch.device("cpu"), "fp16")
+    with pytest.raises(InvalidConfigError, match="precision must be one of fp32, bf16, fp16"):
+        TrainConfig(precision="fp8")
+
+
+def test_onecycle_warms_up_to_the_peak_and_anneals(digits):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    small = digits.train.subset(torch.arange(256))
+    cfg = TrainConfig(epochs=4, batch_size=64, optimizer="sgd", lr=0.05, grad_clip_value=None, scheduler="onecycle")
+    lrs = [e["lr"] for e in fit(model, small, digits.normalize, cfg, torch.device("cpu")).history]
+    # lr at the end of each epoch of 4 steps: just past the peak (step 4 of 16) after epoch 1, then down
+    assert 0.045 < lrs[0] < 0.05
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(0.05 / 25 / 1e4)  # the last step's
+
+
+def test_recipe_sets():
+    from unsir_core.errors import InvalidConfigError
+
+    fast = default_recipe("cifar10", "resnet18", "fast")
+    official = default_recipe("cifar10", "resnet18", "official")
+    assert official == default_recipe("cifar10", "resnet18")  # official is the default set
+    assert fast.scheduler == "onecycle" and fast.epochs < official.epochs and fast.precision == "bf16"
+    for model in ("allcnn", "mobilenetv2", "vit"):
+        assert default_recipe("cifar10", model, "fast").epochs < default_recipe("cifar10", model).epochs
+    assert default_recipe("digits", "resnet18", "fast") == default_recipe("digits", "resnet18")  # already fast
+    with pytest.raises(InvalidConfigError, match="unknown recipe set 'quick'; choose one of: official, fast"):
+        default_recipe("cifar10", "resnet18", "quick")
+
+
+def test_new_recipe_fields_keep_old_cache_keys(digits, tmp_path):
+    """A field added later (precision) is out of the key at its old value: models cached before
+    it keep their names; any other value is a different model."""
+    from dataclasses import replace
+
+    from unsir_core.model_cache import model_cache_path
+
+    recipe = default_recipe("digits", "resnet18")
+
+    def key(r):
+        return model_cache_path(digits, "resnet18", r, range(10), seed=0, cache_dir=tmp_path)[0]
+
+    assert key(recipe) == key(replace(recipe, precision="fp32")) != key(replace(recipe, precision="bf16"))

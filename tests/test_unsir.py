@@ -2,15 +2,17 @@
 
 import copy
 import importlib
+from dataclasses import replace
 
 import pytest
 import torch
 
 from unsir_core import load_dataset
 from unsir_core.data import retained_classes
-from unsir_core.errors import NonFiniteLossError, ZeroGlanceViolation
+from unsir_core.errors import InvalidConfigError, NonFiniteLossError, ZeroGlanceViolation
 from unsir_core.metrics import accuracy_report
-from unsir_core.unsir import UnsirConfig, impair, learn_noise, unsir
+from unsir_core.models import model_spec
+from unsir_core.unsir import UnsirConfig, distilled_targets, impair, learn_noise, unsir
 
 from .conftest import state_equal
 
@@ -103,8 +105,14 @@ def test_unlearning_code_that_reads_a_mixed_batch_fails(digits, trained_digits_m
         unsir(trained_digits_model, [3], dr_sub_for(digits, [3]), digits.normalize, FAST, CPU)
 
 
-def test_the_real_unsir_reads_only_dr_sub(digits, trained_digits_model, monkeypatch):
-    """Spy on every image access while unsir runs: only retained-class tensors are read."""
+NAME = "resnet18"  # trained_digits_model's architecture
+LEVERS = replace(FAST, repair_distill=0.5, frozen_stages=2, precision="bf16")
+
+
+@pytest.mark.parametrize("cfg", [FAST, LEVERS], ids=["default", "distill+frozen+bf16"])
+def test_the_real_unsir_reads_only_dr_sub(digits, trained_digits_model, monkeypatch, cfg):
+    """Spy on every image access while unsir runs: only retained-class tensors are read (also
+    when repair distils the original's outputs, early stages are frozen and autocast is on)."""
     from unsir_core.data import ImageTensors
 
     seen = []
@@ -117,8 +125,50 @@ def test_the_real_unsir_reads_only_dr_sub(digits, trained_digits_model, monkeypa
     monkeypatch.setattr(ImageTensors, "images", property(spy))
     dr = dr_sub_for(digits, [3])
     seen.clear()
-    unsir(trained_digits_model, [3], dr, digits.normalize, FAST, CPU)
+    unsir(trained_digits_model, [3], dr, digits.normalize, cfg, CPU, model_name="resnet18")
     assert seen and all(3 not in classes for classes in seen)
+
+
+# --- speed levers --------------------------------------------------------------------------
+
+
+def test_distilled_targets_never_teach_a_forget_class(digits, trained_digits_model):
+    dr = dr_sub_for(digits, [3, 5], per_class=5)
+    x, y = digits.normalize(dr.images), dr.labels
+    soft = distilled_targets(trained_digits_model, x, y, [3, 5], replace(FAST, repair_distill=0.4))
+    assert soft.shape == (len(dr), 10)
+    assert torch.allclose(soft.sum(1), torch.ones(len(dr)))
+    assert torch.all(soft[:, [3, 5]] == 0)
+    assert torch.all(soft[torch.arange(len(dr)), y] >= 0.6)  # the label keeps 1 - repair_distill at least
+    assert torch.equal(
+        distilled_targets(trained_digits_model, x, y, [3, 5], replace(FAST, repair_distill=0.0)),
+        torch.nn.functional.one_hot(y, 10).float(),
+    )
+
+
+def test_frozen_stages_stay_put_and_are_trainable_afterwards(digits, trained_digits_model):
+    dr = dr_sub_for(digits, [3])
+    result = unsir(
+        trained_digits_model,
+        [3],
+        dr,
+        digits.normalize,
+        replace(FAST, frozen_stages=2),
+        CPU,
+        model_name="resnet18",
+    )
+    before, after = trained_digits_model.state_dict(), result.model.state_dict()
+    stages = model_spec("resnet18").stages(result.model)
+    frozen = {id(t) for stage in stages[:2] for t in [*stage.parameters(), *stage.buffers()]}
+    names = {n for n, t in [*result.model.named_parameters(), *result.model.named_buffers()] if id(t) in frozen}
+    assert names and all(torch.equal(before[n], after[n]) for n in names)  # weights and BatchNorm statistics
+    assert any(not torch.equal(before[n], after[n]) for n in after if n not in names)
+    assert all(p.requires_grad for p in result.model.parameters())
+    assert accuracy_report(result.model, digits, [3], CPU)["forget_acc"] <= 0.05
+    with pytest.raises(InvalidConfigError, match="frozen_stages must be between 1 and 5 for resnet18"):
+        unsir(trained_digits_model, [3], dr, digits.normalize, replace(FAST, frozen_stages=6), CPU, model_name=NAME)
+    with pytest.raises(InvalidConfigError, match="needs the model's registered name"):
+        unsir(trained_digits_model, [3], dr, digits.normalize, replace(FAST, frozen_stages=1), CPU)
 
 
 # --- failures ------------------------------------------------------------------------------
@@ -138,8 +188,6 @@ def test_nan_during_impair_stops_and_leaves_the_original_untouched(digits, train
 
 
 def test_random_noise_is_the_initial_draw_and_none_leaves_dr_sub_alone(digits, trained_digits_model):
-    from dataclasses import replace
-
     gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     drawn = torch.randn(2 * FAST.noise_batch, 3, 32, 32, generator=gen())
     random, _ = learn_noise(

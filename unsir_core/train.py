@@ -204,10 +204,15 @@ def fit(
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     scheduler = _make_scheduler(optimizer, cfg, steps_per_epoch)
     images, labels = train.images.to(device), train.labels.to(device)  # once, not per batch
-    count = step_counter(progress, phase, cfg.epochs * steps_per_epoch)
+    total_steps = cfg.epochs * steps_per_epoch
+    count = step_counter(progress, phase, total_steps)
+    steps_done = 0
 
     def tick() -> None:
-        if cfg.scheduler in PER_STEP_SCHEDULERS:
+        nonlocal steps_done
+        steps_done += 1
+        # the lr for the next step; after the last one there is none (OneCycleLR would start over)
+        if cfg.scheduler in PER_STEP_SCHEDULERS and steps_done < total_steps:
             scheduler.step()
         count()
 

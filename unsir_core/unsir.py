@@ -324,7 +324,7 @@ def unsir(
                 history.append({"round": r + 1, "phase": "repair", "loss": stats.loss, "accuracy": stats.accuracy})
             synchronize(device)
             phases["repair"] += time.perf_counter() - t
-        unlearned.eval()
+        unlearned.requires_grad_(True).eval()  # frozen stages are trainable again for whoever comes next
         seconds = time.perf_counter() - start
     return UnlearnResult(unlearned, seconds, phases, history)
 
