@@ -104,6 +104,7 @@ if st.button("Unlearn", type="primary"):
             method_overrides=tuple(overrides),
             metrics=tuple(metrics),
             original_checkpoint=s.uploaded,
+            train=s.recipe,
         )
         label = f"unlearn {', '.join(names[c] for c in forget)} with {', '.join(methods)} ({s.model}, {s.dataset})"
         submit_experiment(cfg, label)

@@ -76,7 +76,8 @@ def test_unlearn_without_a_method_says_so():
 
 def test_the_sidebar_holds_the_shared_settings():
     at = app()
-    assert [w.key for w in at.sidebar.selectbox] == ["dataset", "model", "device"]
+    assert [w.key for w in at.sidebar.selectbox] == ["dataset", "model", "device", "recipes"]
+    assert at.sidebar.selectbox[3].value == "fast"  # the dashboard explores: fast recipes by default
     assert "Device in use: **cpu**" in texts(at.sidebar.markdown)
 
 
@@ -268,10 +269,12 @@ def test_the_sidebar_settings_survive_a_page_switch():
     at = app()
     at.sidebar.number_input[0].set_value(3).run()
     at.sidebar.selectbox[1].set_value("allcnn").run()
+    at.sidebar.selectbox[3].set_value("official").run()
     for page in PAGES[1:] + PAGES[:1]:
         at.switch_page(page).run()
         assert not at.exception, at.exception
-        assert "resnet18" not in texts(at.caption) and "allcnn · seed 3" in texts(at.caption), page
+        caption = texts(at.caption)
+        assert "resnet18" not in caption and "allcnn · seed 3 · official recipe" in caption, page
 
 
 def test_inspect_shows_inside_the_model_and_runs_and_report_compare_it(runs_dir):

@@ -19,7 +19,6 @@ from unsir_core.experiment import ExperimentConfig, run_experiment
 from unsir_core.jobs import Job, JobQueue
 from unsir_core.model_cache import trained_model
 from unsir_core.paths import default_cache_dir
-from unsir_core.recipes import default_recipe
 from unsir_core.runs import check_run_target, write_run
 
 from .runstore import runs_root
@@ -36,7 +35,7 @@ def job_queue() -> JobQueue:
 
 
 def submit_training(s: Settings, data: DataBundle) -> Job:
-    recipe = default_recipe(s.dataset, s.model)
+    recipe = s.recipe
     device = s.device_used
 
     def work(progress):

@@ -42,7 +42,7 @@ def page_setup(title: str) -> Settings:
         st.divider()
     s = settings_widgets(title)
     st.title(title)
-    st.caption(f"{s.dataset} · {s.model} · seed {s.seed} · device **{s.device_used}**")
+    st.caption(f"{s.dataset} · {s.model} · seed {s.seed} · {s.recipes} recipe · device **{s.device_used}**")
     return s
 
 

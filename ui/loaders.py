@@ -22,7 +22,6 @@ from unsir_core.errors import UnsirError
 from unsir_core.explain import gradcam
 from unsir_core.model_cache import checkpoint_model, model_cache_path
 from unsir_core.paths import default_cache_dir, default_data_dir, inside
-from unsir_core.recipes import default_recipe
 from unsir_core.train import predict
 
 from .layout import user_message
@@ -83,7 +82,7 @@ def original_path(s: Settings, data: DataBundle) -> Path:
     """The checkpoint the experiment will use as the original model."""
     if s.uploaded:
         return Path(s.uploaded)
-    recipe = default_recipe(s.dataset, s.model)
+    recipe = s.recipe
     path, _ = model_cache_path(
         data, s.model, recipe, range(data.num_classes), seed=s.seed, cache_dir=default_cache_dir()
     )
