@@ -7,7 +7,8 @@ interrupted run keeps what it measured).
         --out bench/results/cifar10_resnet18_audit.json
 
 Each forget class is one experiment (``unsir_core.experiment``): the original and the
-retrained model (official recipe, ``--model-seed``, trained once and cached) and every method
+retrained model (``--recipe``'s set, official by default; ``--model-seed``; trained once and
+cached) and every method
 for every seed, all with ``--metrics`` (default: all). The JSON keeps, per forget class, seed
 and model, the single-number figures (accuracies, relearn steps, MIA per attack, JS to the
 retrained model, probe accuracies, CKA of the last two blocks, ZRF, ToW, seconds; the full

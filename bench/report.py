@@ -5,7 +5,9 @@
 
 Reads the outputs of bench/unlearning.py (one per data set and model, keys ``per_class`` and
 ``speedup_vs_retrain``), of bench/sweep.py (``method`` and ``rows``: the Dr_sub trade-off chart)
-and of bench/dashboard.py (medians of the new user's path).
+of bench/recipes.py (training time and accuracy per recipe set), of bench/audit.py (``unsir_minus``:
+every audit figure and UNSIR against its noise ablations) and of bench/dashboard.py (medians of the
+new user's path).
 Hand-written text goes in ``NOTES.md`` beside the results; it is copied in under the tables.
 Plots are plotly HTML files that load plotly.js from its CDN (a few kB each).
 """
@@ -40,11 +42,15 @@ def pm(mean: float, std: float) -> str:
 
 def load(results: Path) -> dict[str, list[tuple[str, dict]]]:
     """The result files by the script that wrote them: ``bench`` (unlearning.py), ``sweep``,
-    ``dashboard``; other JSON (profile_step.py) is not tabulated here."""
-    found: dict[str, list[tuple[str, dict]]] = {"bench": [], "sweep": [], "dashboard": []}
+    ``dashboard``, ``audit``, ``recipes``; other JSON (profile_step.py) is not tabulated here."""
+    found: dict[str, list[tuple[str, dict]]] = {"bench": [], "sweep": [], "dashboard": [], "audit": [], "recipes": []}
     for path in sorted(results.glob("*.json")):
         payload = json.loads(path.read_text())
-        if "per_class" in payload:
+        if "unsir_minus" in payload:
+            found["audit"].append((path.name, payload))
+        elif payload.get("benchmark") == "recipes":
+            found["recipes"].append((path.name, payload))
+        elif "per_class" in payload:
             found["bench"].append((path.name, payload))
         elif "method" in payload and isinstance(payload.get("rows"), list):
             found["sweep"].append((path.name, payload))
@@ -245,6 +251,103 @@ def dashboard_section(name: str, d: dict) -> list[str]:
     return [*lines, ""]
 
 
+# The audit's figures in its tables: (key, label, digits); accuracies and rates in percent.
+AUDIT_FIGURES = (
+    ("forget_acc", "forget acc %", "pct"),
+    ("retain_acc", "retain acc %", "pct"),
+    ("probe_linear_forget", "linear probe, forget %", "pct"),
+    ("probe_knn_forget", "k-NN probe, forget %", "pct"),
+    ("cka_original_features", "CKA to original (forget, last block)", "3"),
+    ("cka_retrained_features", "CKA to retrained (forget, last block)", "3"),
+    ("mia_worst", "MIA worst member rate %", "pct"),
+    ("relearn_steps", "relearn steps", "0"),
+    ("js_to_retrained", "JS to retrained", "4"),
+    ("zrf", "ZRF", "3"),
+    ("tow", "ToW", "3"),
+    ("seconds", "seconds", "0"),
+)
+
+
+def _fmt(x: float, kind: str) -> str:
+    return f"{100 * x:.1f}" if kind == "pct" else f"{x:.{int(kind)}f}"
+
+
+def audit_section(name: str, a: dict) -> list[str]:
+    env, recipe = a["environment"], a["recipe"]
+    classes = ", ".join("+".join(c["forget_names"]) for c in a["per_class"])
+    lines = [
+        f"### Audit: {a['dataset']} {a['model']} (`{name}`)",
+        "",
+        f"`{a['command']}`",
+        "",
+        f"Forget classes {classes} (each its own experiment) x seeds {', '.join(map(str, a['seeds']))}; original and "
+        f"retrained models: model seed {a['model_seed']}, {recipe['epochs']} epochs of {recipe['optimizer']} / "
+        f"{recipe['scheduler']}{', augmented' if recipe.get('augment') else ''}"
+        f"{', ' + recipe['precision'] if recipe.get('precision', 'fp32') != 'fp32' else ''}. "
+        f"{env['cpu_threads']} CPU threads, CUDA {env['cuda'] or 'none'}, commit `{(env['git_commit'] or '?')[:10]}`. "
+        "Mean ± standard deviation over every (class, seed) run.",
+        "",
+        "| model | " + " | ".join(label for _, label, _ in AUDIT_FIGURES) + " |",
+        "|---|" + "---|" * len(AUDIT_FIGURES),
+    ]
+    for model, figs in a["models"].items():
+        cells = []
+        for key, _, kind in AUDIT_FIGURES:
+            f = figs.get(key)
+            cells.append("-" if not f else f"{_fmt(f['mean'], kind)} ± {_fmt(f['std'], kind)}")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for ablation, comparison in a["unsir_minus"].items():
+        lines += [
+            f"UNSIR minus `{ablation}`, paired by (class, seed): mean difference, its 95 % CI, the paired "
+            "t-test's p (**bold**: significant after Holm's correction over the figures), the change in distance to "
+            "the retrained model's figure (negative: UNSIR is closer), and UNSIR's own standard deviation over seeds.",
+            "",
+            "| figure | UNSIR - ablation | 95 % CI | p | Δ distance to retrained | UNSIR seed sd |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, label, kind in AUDIT_FIGURES:
+            d, g = comparison["difference"].get(key), comparison["gap_to_retrained"].get(key)
+            sd = comparison["unsir_seed_sd"].get(key)
+            if not d:
+                continue
+            p = f"**{d['p']:.3g}**" if d.get("significant") else f"{d['p']:.3g}"
+            ci = f"[{_fmt(d['ci95'][0], kind)}, {_fmt(d['ci95'][1], kind)}]"
+            gap = "-" if not g else _fmt(g["mean"], kind)
+            lines.append(
+                f"| {label} | {_fmt(d['mean'], kind)} | {ci} | {p} | {gap} | {'-' if sd is None else _fmt(sd, kind)} |"
+            )
+        lines.append("")
+    return lines
+
+
+def recipes_section(name: str, r: dict) -> list[str]:
+    env = r["environment"]
+    official = {row["model"]: row["seconds"] for row in r["rows"] if row["recipes"] == "official"}
+    lines = [
+        f"### Training recipes (`{name}`)",
+        "",
+        f"`{r['command']}`",
+        "",
+        f"{r['dataset']}, model seed {r['seed']}, {env['cpu_threads']} CPU threads, CUDA {env['cuda'] or 'none'}, "
+        f"commit `{(env['git_commit'] or '?')[:10]}`. Scaled: timed over the first epochs and scaled to the "
+        "recipe's epoch count (its accuracy is then not measured in this run).",
+        "",
+        "| model | recipe set | epochs | optimizer / schedule | precision | seconds | of official time | test acc % |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in r["rows"]:
+        rec, base = row["recipe"], official.get(row["model"])
+        share = "-" if not base else f"{row['seconds'] / base:.1%}"
+        scaled = f" (scaled from {row['measured_epochs']})" if row["scaled"] else ""
+        acc = "-" if row["test_accuracy"] is None else f"{100 * row['test_accuracy']:.2f}"
+        lines.append(
+            f"| {row['model']} | {row['recipes']} | {row['epochs']} | {rec['optimizer']} / {rec['scheduler']} | "
+            f"{rec.get('precision', 'fp32')} | {row['seconds']:.0f}{scaled} | {share} | {acc} |"
+        )
+    return [*lines, ""]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(Path(__file__).parent / "results"))
@@ -257,7 +360,8 @@ def main() -> None:
     lines = [
         "# Benchmark results",
         "",
-        "Made by `bench/unlearning.py`, `bench/sweep.py` and `bench/dashboard.py`; this file by "
+        "Made by `bench/unlearning.py`, `bench/sweep.py`, `bench/recipes.py`, `bench/audit.py` and "
+        "`bench/dashboard.py`; this file by "
         "`python bench/report.py`. Every figure below was measured by the command shown with it, on the machine it "
         "names. Accuracies are on the test split.",
         "",
@@ -274,6 +378,14 @@ def main() -> None:
         lines += ["## Hyper-parameter sweeps", ""]
         for name, s in sweeps:
             lines += sweep_section(name, s, plots)
+    if found["recipes"]:
+        lines += ["## Training recipes", ""]
+        for name, r in found["recipes"]:
+            lines += recipes_section(name, r)
+    if found["audit"]:
+        lines += ["## Audit: inside the model, and what the noise adds", ""]
+        for name, a in found["audit"]:
+            lines += audit_section(name, a)
     if found["dashboard"]:
         lines += ["## Dashboard", ""]
         for name, d in found["dashboard"]:

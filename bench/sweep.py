@@ -20,7 +20,7 @@ import itertools
 import statistics
 from dataclasses import asdict, replace
 
-from common import base_parser, command, write_result
+from common import add_recipe_argument, base_parser, command, recipe_from, write_result
 
 from unsir_core.config import typed_value
 from unsir_core.datasets import load_dataset
@@ -30,7 +30,6 @@ from unsir_core.metrics import split_accuracy
 from unsir_core.model_cache import trained_model
 from unsir_core.paths import default_cache_dir
 from unsir_core.provenance import environment
-from unsir_core.recipes import default_recipe
 from unsir_core.runtime import resolve_device
 from unsir_core.train import predict
 
@@ -53,13 +52,14 @@ def main() -> None:
         "--preset", default="tuned", help="starting config: tuned, or one of the method's presets (UNSIR: official)"
     )
     p.add_argument("--grid", action="append", default=[], help="FIELD=v1,v2,... (repeatable)")
+    add_recipe_argument(p)
     p.add_argument("--out", help="JSON file for the results")
     args = p.parse_args()
 
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir)
     base = method_config(args.method, args.dataset, args.model, preset=args.preset)
-    recipe = default_recipe(args.dataset, args.model)
+    recipe = recipe_from(args.dataset, args.model, args.recipe)
     original, _ = trained_model(
         data, args.model, recipe, range(data.num_classes), device, seed=args.model_seed, cache_dir=default_cache_dir()
     )
@@ -110,6 +110,7 @@ def main() -> None:
             "model": args.model,
             "seed": args.seed,
             "model_seed": args.model_seed,
+            "recipe": asdict(recipe),
             "device": str(device),
             "environment": environment(),
             "rows": rows,

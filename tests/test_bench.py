@@ -179,6 +179,26 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     assert set(comparison) == {"difference", "gap_to_retrained", "unsir_seed_sd"}
     assert "unsir_random_noise" not in b["unsir_minus"] and b["method_configs"]["unsir_no_noise"]["noise_steps"] == 5
     assert (tmp_path / "runs" / "digits-resnet18-forget3" / "metrics.json").is_file()
+    run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
+    readme = (tmp_path / "README.md").read_text()
+    assert "### Audit: digits resnet18" in readme and "UNSIR minus `unsir_no_noise`" in readme
+    row = next(line for line in readme.splitlines() if line.startswith("| retrained |"))
+    assert "1.000 ± 0.000" in row  # ToW of the retrained model against itself
+
+
+def test_recipes_benchmark_times_each_set_and_the_report_tabulates_it(tmp_path):
+    out = tmp_path / "recipes.json"
+    args = "--dataset digits --recipes fast,official --timing-epochs official=1 --out"
+    stdout = run("bench/recipes.py", *args.split(), str(out), cache=tmp_path / "cache").stdout
+    assert "official" in stdout and "(scaled)" in stdout
+    r = json.loads(out.read_text())
+    fast, official = r["rows"]
+    assert fast["recipes"] == "fast" and not fast["scaled"] and 0.5 < fast["test_accuracy"] <= 1
+    assert fast["epochs"] == fast["recipe"]["epochs"] == 4 and fast["cached"] is False
+    assert official["scaled"] and official["measured_epochs"] == 1 and official["test_accuracy"] is None
+    run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
+    readme = (tmp_path / "README.md").read_text()
+    assert "### Training recipes (`recipes.json`)" in readme and "(scaled from 1)" in readme
 
 
 def test_recipe_argument_names_a_set_and_changes_fields(monkeypatch):
