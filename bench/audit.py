@@ -21,9 +21,11 @@ for the number of figures tested (Holm), and UNSIR's own spread over seeds.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
+from pathlib import Path
 
 from common import add_recipe_argument, base_parser, command, recipe_from, write_result
 
@@ -72,11 +74,16 @@ def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(x)
 
 
+def _sd(values: list[float]) -> float:
+    """The sample standard deviation (0 for a single value)."""
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def spread(values: list) -> dict[str, float] | None:
     values = [v for v in values if _number(v)]
     if not values:
         return None
-    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values), "n": len(values)}
+    return {"mean": statistics.fmean(values), "std": _sd(values), "n": len(values)}
 
 
 def paired(pairs: list[tuple]) -> dict | None:
@@ -94,10 +101,15 @@ def paired(pairs: list[tuple]) -> dict | None:
     return {"mean": mean, "std": sd, "se": se, "n": len(diffs), "ci95": [mean - half, mean + half], "p": p}
 
 
+# Figures reported but not tested: wall time is not a property of the unlearned model.
+NOT_TESTED = frozenset({"seconds"})
+
+
 def holm(results: dict[str, dict | None], alpha: float = 0.05) -> None:
-    """Mark each result ``significant`` by Holm's step-down correction over all of them (the
-    figures of one comparison are tested together, so a few would pass by chance alone)."""
-    tested = sorted(((r["p"], k) for k, r in results.items() if r), key=lambda pk: pk[0])
+    """Mark each result ``significant`` by Holm's step-down correction over all of them but
+    :data:`NOT_TESTED` (the figures of one comparison are tested together, so a few would pass
+    by chance alone)."""
+    tested = sorted(((r["p"], k) for k, r in results.items() if r and k not in NOT_TESTED), key=lambda pk: pk[0])
     still = True
     for i, (p, k) in enumerate(tested):
         still = still and p <= alpha / (len(tested) - i)
@@ -109,7 +121,12 @@ def summarise(classes: list[dict]) -> dict:
     minus the ablation paired by (class, seed) (runs where either failed are left out), both as
     raw figures and as the change in distance to the retrained model's figure
     (``|unsir - retrained| - |ablation - retrained|``: negative means UNSIR is closer), with
-    Holm-corrected paired t-tests, and UNSIR's own spread over seeds within a class."""
+    Holm-corrected paired t-tests, and UNSIR's own spread over seeds within a class.
+
+    The runs of one class share the original model and the class, so they are not independent
+    samples of "a class to forget": ``by_class`` repeats the raw test on each class's mean
+    over seeds (n = the number of classes; little power with three, but no pseudo-replication).
+    Standard deviations are sample ones."""
     runs: dict[tuple, dict[str, dict]] = {}  # (class, seed) -> model -> figures
     for c in classes:
         for seed_runs in c["per_seed"]:
@@ -126,7 +143,7 @@ def summarise(classes: list[dict]) -> dict:
         for (forget, _), m in runs.items():
             if name in m and _number(m[name].get(key)):
                 per_class.setdefault(forget, []).append(m[name][key])
-        sds = [statistics.pstdev(v) for v in per_class.values() if len(v) > 1]
+        sds = [_sd(v) for v in per_class.values() if len(v) > 1]
         return statistics.fmean(sds) if sds else None
 
     comparisons = {}
@@ -145,14 +162,40 @@ def summarise(classes: list[dict]) -> dict:
             )
             for k in keys
         }
+        by_class = {}
+        for k in keys:
+            means = {}
+            for (forget, _), m in runs.items():
+                if "unsir" in m and ablation in m and _number(m["unsir"].get(k)) and _number(m[ablation].get(k)):
+                    means.setdefault(forget, []).append((m["unsir"][k], m[ablation][k]))
+            by_class[k] = paired(
+                [(statistics.fmean(a for a, _ in v), statistics.fmean(b for _, b in v)) for v in means.values()]
+            )
         holm(raw)
         holm(gap)
+        holm(by_class)
         comparisons[ablation] = {
             "difference": raw,
+            "difference_by_class": by_class,
             "gap_to_retrained": gap,
             "unsir_seed_sd": {k: seed_sd("unsir", k) for k in keys},
         }
     return {"models": models, "unsir_minus": comparisons}
+
+
+TABLE_KEYS = [
+    "forget_acc",
+    "retain_acc",
+    "probe_linear_forget",
+    "probe_knn_forget",
+    "cka_original_features",
+    "cka_retrained_features",
+    "mia_worst",
+    "relearn_steps",
+    "zrf",
+    "tow",
+    "seconds",
+]
 
 
 def print_table(summary: dict, keys: list[str]) -> None:
@@ -167,6 +210,15 @@ def print_table(summary: dict, keys: list[str]) -> None:
         ]
         print(f"{'unsir - ' + ablation[6:]:<20}" + "".join(f"{c:>16}" for c in cells))
     print("(unsir - ablation: mean paired difference over (class, seed); * significant, paired t-test, Holm-corrected)")
+
+
+def resummarise(path: str) -> None:
+    """Recompute the summary of the result file at ``path`` from its ``per_class`` figures."""
+    payload = json.loads(Path(path).read_text())
+    payload.update(summarise(payload["per_class"]))
+    payload["summarised_by"] = {"command": command(), "git_commit": environment()["git_commit"]}
+    write_result(path, payload)
+    print_table(payload, TABLE_KEYS)
 
 
 def main() -> None:
@@ -186,7 +238,16 @@ def main() -> None:
     add_recipe_argument(p)
     p.add_argument("--runs", help="also store each forget class's metrics.json as a run in this folder")
     p.add_argument("--out", help="JSON file for the results")
+    p.add_argument(
+        "--summarise",
+        metavar="JSON",
+        help="no experiment: recompute the summary of this result file from its per-class figures (after a change "
+        "to the statistics), recording the command and commit that did it",
+    )
     args = p.parse_args()
+    if args.summarise:
+        resummarise(args.summarise)
+        return
 
     metrics = list_metrics() if args.metrics == "all" else [m for m in args.metrics.split(",") if m]
     seeds = tuple(int(s) for s in args.seeds.split(","))
@@ -245,20 +306,7 @@ def main() -> None:
         if args.out:
             write_result(args.out, payload)
         print(f"forget {result['forget_class_names']}: {classes[-1]['seconds']:.0f} s", flush=True)
-    keys = [
-        "forget_acc",
-        "retain_acc",
-        "probe_linear_forget",
-        "probe_knn_forget",
-        "cka_original_last",
-        "cka_retrained_last",
-        "mia_worst",
-        "relearn_steps",
-        "zrf",
-        "tow",
-        "seconds",
-    ]
-    print_table(payload, keys)
+    print_table(payload, TABLE_KEYS)
 
 
 if __name__ == "__main__":

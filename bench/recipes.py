@@ -28,7 +28,7 @@ from unsir_core.train import accuracy, fit, predict
 
 def main() -> None:
     p = base_parser(__doc__)
-    p.add_argument("--models", default="resnet18", help="comma-separated architectures (default resnet18)")
+    p.add_argument("--models", help="comma-separated architectures (default: --model)")
     p.add_argument("--recipes", default="fast,official", help="comma-separated recipe sets (default fast,official)")
     p.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
     p.add_argument(
@@ -40,7 +40,7 @@ def main() -> None:
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir)
     rows = []
-    for model_name in args.models.split(","):
+    for model_name in (args.models or args.model).split(","):
         for name in args.recipes.split(","):
             recipe = default_recipe(args.dataset, model_name, name)
             if name in timing:
@@ -87,7 +87,10 @@ def time_epochs(data, model_name, recipe, epochs, device, seed) -> dict:
     """``epochs`` epochs of ``recipe`` (not cached), their time scaled to the recipe's epochs."""
     set_seed(seed)
     model = create_model(model_name, data.num_classes, image_size=data.image_shape[-1])
-    result = fit(model, data.train, data.normalize, replace(recipe, epochs=epochs), device, seed=seed)
+    # held_out as the model cache trains it: the plateau schedule evaluates the test split every epoch
+    result = fit(
+        model, data.train, data.normalize, replace(recipe, epochs=epochs), device, seed=seed, held_out=data.test
+    )
     return {
         "seconds": result.seconds * recipe.epochs / epochs,
         "epochs": recipe.epochs,

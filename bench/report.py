@@ -300,11 +300,13 @@ def audit_section(name: str, a: dict) -> list[str]:
     for ablation, comparison in a["unsir_minus"].items():
         lines += [
             f"UNSIR minus `{ablation}`, paired by (class, seed): mean difference, its 95 % CI, the paired "
-            "t-test's p (**bold**: significant after Holm's correction over the figures), the change in distance to "
-            "the retrained model's figure (negative: UNSIR is closer), and UNSIR's own standard deviation over seeds.",
+            "t-test's p (**bold**: significant after Holm's correction over the figures), the same test on each "
+            "class's mean over seeds (the seeds of a class share its original model, so they are not independent "
+            "classes), the change in distance to the retrained model's figure (negative: UNSIR is closer), and "
+            "UNSIR's own standard deviation over seeds.",
             "",
-            "| figure | UNSIR - ablation | 95 % CI | p | Δ distance to retrained | UNSIR seed sd |",
-            "|---|---|---|---|---|---|",
+            "| figure | UNSIR - ablation | 95 % CI | p | p by class | Δ distance to retrained | UNSIR seed sd |",
+            "|---|---|---|---|---|---|---|",
         ]
         for key, label, kind in AUDIT_FIGURES:
             d, g = comparison["difference"].get(key), comparison["gap_to_retrained"].get(key)
@@ -314,9 +316,10 @@ def audit_section(name: str, a: dict) -> list[str]:
             p = f"**{d['p']:.3g}**" if d.get("significant") else f"{d['p']:.3g}"
             ci = f"[{_fmt(d['ci95'][0], kind)}, {_fmt(d['ci95'][1], kind)}]"
             gap = "-" if not g else _fmt(g["mean"], kind)
-            lines.append(
-                f"| {label} | {_fmt(d['mean'], kind)} | {ci} | {p} | {gap} | {'-' if sd is None else _fmt(sd, kind)} |"
-            )
+            c = (comparison.get("difference_by_class") or {}).get(key)
+            by_class = "-" if not c else f"**{c['p']:.3g}**" if c.get("significant") else f"{c['p']:.3g}"
+            sd = "-" if sd is None else _fmt(sd, kind)
+            lines.append(f"| {label} | {_fmt(d['mean'], kind)} | {ci} | {p} | {by_class} | {gap} | {sd} |")
         lines.append("")
     return lines
 

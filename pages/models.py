@@ -30,10 +30,12 @@ path = original_path(s, data)
 if s.uploaded:
     st.success("Using the uploaded checkpoint.")
 elif path.exists():
-    st.success(f"A trained {s.model} (seed {s.seed}) is in the cache: `{path.name}`.")
+    st.success(f"A trained {s.model} ({s.recipes} recipe, seed {s.seed}) is in the cache: `{path.name}`.")
 else:
     st.info(
-        f"No trained {s.model} for {s.dataset} with seed {s.seed} yet. Train it here, or the Unlearn page trains it."
+        f"No {s.model} trained with the {s.recipes} recipe for {s.dataset} with seed {s.seed} yet (a model of the "
+        "other recipe set is a different model: switch the sidebar's recipe to use it). Train it here, or the "
+        "Unlearn page trains it."
     )
     if st.button("Train the original model", type="primary"):
         submit_training(s, data)

@@ -106,7 +106,8 @@ if st.button("Unlearn", type="primary"):
             original_checkpoint=s.uploaded,
             train=s.recipe,
         )
-        label = f"unlearn {', '.join(names[c] for c in forget)} with {', '.join(methods)} ({s.model}, {s.dataset})"
+        what = f"{', '.join(names[c] for c in forget)} with {', '.join(methods)}"
+        label = f"unlearn {what} ({s.model}, {s.dataset}, {s.recipes} recipe)"
         submit_experiment(cfg, label)
     except UnsirError as err:
         st.error(user_message(err))

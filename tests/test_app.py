@@ -47,7 +47,7 @@ def test_every_page_renders_offline_and_shows_the_device(page):
 def test_models_page_offers_training_when_nothing_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("UNSIR_CACHE_DIR", str(tmp_path / "empty-cache"))
     at = app()
-    assert "No trained resnet18 for digits" in texts(at.info)
+    assert "No resnet18 trained with the fast recipe for digits" in texts(at.info)
     assert any(b.label == "Train the original model" for b in at.button)
     assert [m.value for m in at.metric] == ["10", "1438", "359"]
 

@@ -176,9 +176,16 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
         sum(runs[s]["unsir"]["retain_acc"] - runs[s]["unsir_no_noise"]["retain_acc"] for s in (0, 1)) / 2
     )
     assert diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1] and 0 <= diff["p"] <= 1 and "significant" in diff
-    assert set(comparison) == {"difference", "gap_to_retrained", "unsir_seed_sd"}
+    assert set(comparison) == {"difference", "difference_by_class", "gap_to_retrained", "unsir_seed_sd"}
+    assert comparison["difference_by_class"]["retain_acc"] is None  # one class: nothing to pair by class
+    assert "significant" not in (comparison["difference"]["seconds"] or {})  # seconds: reported, not tested
     assert "unsir_random_noise" not in b["unsir_minus"] and b["method_configs"]["unsir_no_noise"]["noise_steps"] == 5
     assert (tmp_path / "runs" / "digits-resnet18-forget3" / "metrics.json").is_file()
+    before = json.loads(out.read_text())
+    run("bench/audit.py", "--summarise", str(out), cache=tmp_path / "cache")
+    again = json.loads(out.read_text())
+    assert again.pop("summarised_by")["command"].startswith("python bench/audit.py --summarise")
+    assert again == before  # the same statistics from the same per-class figures
     run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
     readme = (tmp_path / "README.md").read_text()
     assert "### Audit: digits resnet18" in readme and "UNSIR minus `unsir_no_noise`" in readme

@@ -365,6 +365,10 @@ def test_an_impossible_out_fails_before_the_experiment(tmp_path, capsys):
         (["--metrics", "relearn,magic"], "unknown metric 'magic'"),
         (["--impair-lr", "nan"], "UnsirConfig.impair_lr must be a finite number"),
         (["--set", "finetune.lr=inf", "--methods", "unsir,finetune"], "FinetuneConfig.lr must be a finite number"),
+        (["--set", "unsir.frozen_stages=6"], "frozen_stages must be between 1 and 5 for resnet18, got 6"),
+        (["--device", "cpu", "--set", "unsir.precision=fp16"], "fp16 mixed precision needs a CUDA device"),
+        (["--set", "unsir.repair_distill=1.5"], "UnsirConfig.repair_distill must be <= 1"),
+        (["--recipe", "quick"], "invalid choice: 'quick'"),
     ],
 )
 def test_out_of_range_options_exit_2_before_any_training(tmp_path, capsys, extra, message):

@@ -143,3 +143,11 @@ def test_a_failed_cifar_load_creates_no_folder(tmp_path, monkeypatch):
     with pytest.raises(DataMissingError):
         load_dataset("cifar10", tmp_path / "a" / "b")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_num_batches_counts_what_batch_indices_makes():
+    from unsir_core.data import batch_indices, num_batches
+
+    for n in range(0, 140):
+        for batch_size in (1, 2, 3, 64):
+            assert num_batches(n, batch_size) == len(list(batch_indices(n, batch_size))), (n, batch_size)

@@ -163,7 +163,11 @@ def test_frozen_stages_stay_put_and_are_trainable_afterwards(digits, trained_dig
     names = {n for n, t in [*result.model.named_parameters(), *result.model.named_buffers()] if id(t) in frozen}
     assert names and all(torch.equal(before[n], after[n]) for n in names)  # weights and BatchNorm statistics
     assert any(not torch.equal(before[n], after[n]) for n in after if n not in names)
-    assert all(p.requires_grad for p in result.model.parameters())
+    assert all(p.requires_grad for p in result.model.parameters())  # as in the caller's model
+    frozen_head = copy.deepcopy(trained_digits_model)
+    frozen_head.fc.requires_grad_(False)  # a caller's own choice survives the frozen stages
+    again = unsir(frozen_head, [3], dr, digits.normalize, replace(FAST, frozen_stages=2), CPU, model_name=NAME)
+    assert [p.requires_grad for p in again.model.parameters()] == [p.requires_grad for p in frozen_head.parameters()]
     assert accuracy_report(result.model, digits, [3], CPU)["forget_acc"] <= 0.05
     with pytest.raises(InvalidConfigError, match="frozen_stages must be between 1 and 5 for resnet18"):
         unsir(trained_digits_model, [3], dr, digits.normalize, replace(FAST, frozen_stages=6), CPU, model_name=NAME)

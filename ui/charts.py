@@ -60,6 +60,9 @@ AUDIT_COLUMNS = ("probe forget acc (linear)", "ToW", "ZRF", "MIA worst member ra
 def audit_scores(m: Mapping) -> dict[str, float | None]:
     """The single-number audit figures of one model's metrics (None where not measured)."""
     mia = m.get("mia") or {}
+    worst = mia.get("worst_member_rate")
+    if worst is None and mia.get("strongest"):  # a run stored before the worst rate was recorded
+        worst = ((mia.get("attacks") or {}).get(mia["strongest"]) or {}).get("member_rate")
     return dict(
         zip(
             AUDIT_COLUMNS,
@@ -67,7 +70,7 @@ def audit_scores(m: Mapping) -> dict[str, float | None]:
                 ((m.get("probe") or {}).get("linear") or {}).get("forget"),
                 m.get("tow"),
                 m.get("zrf"),
-                mia.get("worst_member_rate"),
+                worst,
             ),
             strict=True,
         )

@@ -52,7 +52,8 @@ def submit_training(s: Settings, data: DataBundle) -> Job:
         )
         return meta["checkpoint"]
 
-    return job_queue().submit(session_id(), f"train {s.model} on {s.dataset} (seed {s.seed})", work, kind=TRAIN)
+    label = f"train {s.model} on {s.dataset} ({s.recipes} recipe, seed {s.seed})"
+    return job_queue().submit(session_id(), label, work, kind=TRAIN)
 
 
 def submit_experiment(cfg: ExperimentConfig, label: str) -> Job:

@@ -133,8 +133,8 @@ def settings_widgets(page: str) -> Settings:
         list(RECIPE_SETS),
         key=Keys.RECIPES,
         help="how the original and retrained models are trained: fast (one-cycle SGD with augmentation and "
-        "bf16, CIFAR-10 ResNet18 in ~8 min on 2 CPU cores, 79 % test accuracy) or official (the UNSIR "
-        "notebook's, as in the paper: ~48 min, 77.7 %). The embedded digits set trains the same with both.",
+        "bf16; CIFAR-10 ResNet18 in ~8 min on 2 CPU cores, 79 % test accuracy) or official (the UNSIR "
+        "notebook's, as in the paper: ~50-60 min there, 77.7 %). The embedded digits set trains the same with both.",
         **_default(Keys.RECIPES, index=list(RECIPE_SETS).index(DEFAULT_RECIPES)),
     )
     st.sidebar.number_input(

@@ -184,6 +184,12 @@ def batches(
         yield (transform(x) if transform else x), labels[idx]
 
 
+def num_batches(n: int, batch_size: int) -> int:
+    """How many mini-batches :func:`batch_indices` makes of ``n`` samples."""
+    count = -(-n // batch_size)
+    return count - 1 if count > 1 and n - (count - 1) * batch_size == 1 else count
+
+
 def batch_indices(
     n: int, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None
 ) -> Iterator[torch.Tensor]:

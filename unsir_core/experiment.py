@@ -30,7 +30,7 @@ from .model_cache import checkpoint_model, trained_model
 from .paths import default_cache_dir
 from .provenance import environment
 from .recipes import TrainConfig, default_recipe
-from .runtime import ProgressFn, check_seed, resolve_device
+from .runtime import ProgressFn, check_precision, check_seed, resolve_device
 from .train import accuracy, predict
 from .unsir import UnsirConfig
 
@@ -69,8 +69,13 @@ class ExperimentConfig:
         if not 0 < self.relearn_fraction <= 1:
             raise InvalidConfigError(f"relearn fraction must be in (0, 1], got {self.relearn_fraction}")
         check_metrics(self.metrics)
+        device = resolve_device(self.device)  # an absent device fails now
+        check_precision(self.recipe().precision, device)
         for name in self.methods:
-            self.method_config(name)  # an unknown method, field or out-of-range value fails now
+            config = self.method_config(name)  # an unknown method, field or out-of-range value fails now
+            check = get_method(name).check
+            if check is not None:
+                check(config, self.model, device)  # e.g. fp16 on a CPU, too many frozen stages
 
     def recipe(self) -> TrainConfig:
         return self.train or default_recipe(self.dataset, self.model)

@@ -72,6 +72,9 @@ class Method:
     gold_standard: bool = False  # the reference the others are compared with, not an unlearning method
     variant_of: str | None = None  # another method whose config this one takes, with ``changes``
     changes: Mapping[str, Any] = field(default_factory=dict)
+    # (config, model name, device) -> None, raising for what can be known wrong before any work
+    # (e.g. a precision the device cannot run); called when an experiment is configured
+    check: Callable[[Any, str, torch.device], None] | None = None
 
     def preset(self, preset: str, dataset: str, model: str) -> Any:
         """The config of ``preset`` for ``dataset``/``model``."""
@@ -94,9 +97,12 @@ def register_method(
     summary: str,
     presets: Mapping[str, Preset] | None = None,
     gold_standard: bool = False,
+    check: Callable[[Any, str, torch.device], None] | None = None,
 ):
     def wrap(fn: Callable[[UnlearningTask, Any], UnlearnResult]):
-        _METHODS[name] = Method(name, fn, config, reads_forget, summary, dict(presets or {}), gold_standard)
+        _METHODS[name] = Method(
+            name, fn, config, reads_forget, summary, dict(presets or {}), gold_standard, check=check
+        )
         return fn
 
     return wrap

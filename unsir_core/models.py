@@ -73,6 +73,11 @@ def create_model(name: str, num_classes: int, *, image_size: int = 32, pretraine
     return model_spec(name).build(num_classes=num_classes, image_size=image_size, pretrained=pretrained)
 
 
+def stage_count(name: str) -> int:
+    """How many stages model ``name`` registers (they do not depend on the class count)."""
+    return len(model_spec(name).stages(create_model(name, 10)))
+
+
 def _pretrained(builder, weights, num_classes: int, head: Callable[[nn.Module], tuple[nn.Module, str]]) -> nn.Module:
     """Build with ImageNet ``weights`` and swap the last linear layer for ``num_classes``."""
     try:

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import ImageTensors, batches
+from .data import ImageTensors, batches, num_batches
 from .errors import NonFiniteLossError, UnsirError
 from .recipes import TrainConfig
 from .runtime import ProgressFn, autocast, check_precision, grad_scaler, step_counter
@@ -66,11 +66,13 @@ def train_one_epoch(
     phase: str = "train",
     freeze_bn: bool = False,
     precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> EpochStats:
     """One pass of training over ``loader`` in train mode. Batches are ``(x, target)`` or
     ``(x, target, weight)`` with normalised inputs x; see :func:`batch_loss`. ``precision``:
     fp32, or bf16 / fp16 autocast for the forward pass (the loss is taken in fp32; fp16 scales
-    the gradients).
+    the gradients with ``scaler``: pass the same one to every epoch of a run, so that its scale,
+    learned from overflows, carries over; a new one is made when none is given).
 
     Raises :class:`NonFiniteLossError` as soon as a loss is NaN or infinite; the caller decides
     what to keep (UNSIR works on a copy, so the original model is never touched).
@@ -81,7 +83,8 @@ def train_one_epoch(
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eval()
     start = time.perf_counter()
-    scaler = grad_scaler(device, precision)
+    if scaler is None:
+        scaler = grad_scaler(device, precision)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
@@ -201,9 +204,10 @@ def fit(
     gen = torch.Generator().manual_seed(seed)
     model.to(device, memory_format=torch.channels_last)  # ~10% faster convolutions on CPU
     optimizer = make_optimizer(model, cfg)
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    steps_per_epoch = num_batches(len(train), cfg.batch_size)
     scheduler = _make_scheduler(optimizer, cfg, steps_per_epoch)
     images, labels = train.images.to(device), train.labels.to(device)  # once, not per batch
+    scaler = grad_scaler(device, cfg.precision)  # one for the whole run (fp16 only)
     total_steps = cfg.epochs * steps_per_epoch
     count = step_counter(progress, phase, total_steps)
     steps_done = 0
@@ -232,6 +236,7 @@ def fit(
             on_step=tick,
             phase=phase,
             precision=cfg.precision,
+            scaler=scaler,
         )
         entry = {
             "epoch": epoch + 1,

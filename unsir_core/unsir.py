@@ -31,8 +31,8 @@ from .config import Knobs, knob, lookup
 from .data import ImageTensors, batch_indices, forbid_classes, retained_classes
 from .errors import InvalidClassesError, InvalidConfigError, NonFiniteLossError, ZeroGlanceViolation
 from .methods import UnlearningTask, UnlearnResult, register_method, register_variant
-from .models import model_spec
-from .runtime import PRECISIONS, ProgressFn, autocast, check_precision, step_counter, synchronize
+from .models import model_spec, stage_count
+from .runtime import PRECISIONS, ProgressFn, autocast, check_precision, grad_scaler, step_counter, synchronize
 from .train import EpochStats, eval_mode, train_one_epoch
 
 NOISE_KINDS = ("error_max", "random", "none")
@@ -62,7 +62,7 @@ class UnsirConfig(Knobs):
     noise: str = knob(
         "error_max",
         "error_max: the paper's error-maximising noise; ablations: random (noise drawn, not optimised) or "
-        "none (the impair epoch on Dr_sub alone)",
+        "none (the impair epoch's batches with their noise samples taken out: Dr_sub alone, same shuffle)",
         choices=NOISE_KINDS,
     )
     precision: str = knob(
@@ -180,6 +180,7 @@ def impair(
     *,
     generator: torch.Generator | None = None,
     progress: ProgressFn | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> EpochStats:
     """One epoch (Adam, ``impair_lr``) over the noise (repeated ``noise_copies`` times) and
     Dr_sub shuffled together. ``dr_x`` is Dr_sub already normalised, on ``device`` (or, with
@@ -190,7 +191,7 @@ def impair(
     # noise "none": the epoch is shuffled with the noise as usual (so that it draws the same random
     # numbers as the others), and the noise samples are then left out of every batch
     keep = None if cfg.noise != "none" else torch.arange(len(y)) >= len(noise) * cfg.noise_copies
-    return _epoch(model, x, y, optimizer, cfg, device, generator, progress, "impair", keep=keep)
+    return _epoch(model, x, y, optimizer, cfg, device, generator, progress, "impair", keep=keep, scaler=scaler)
 
 
 def repair(
@@ -202,25 +203,34 @@ def repair(
     *,
     generator: torch.Generator | None = None,
     progress: ProgressFn | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> list[EpochStats]:
     """``repair_epochs`` epochs (Adam, ``repair_lr``) over Dr_sub alone. ``dr_y``: labels, or
     soft targets (N, K) when the repair distils the original model's outputs."""
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.repair_lr)
     return [
-        _epoch(model, dr_x, dr_y, optimizer, cfg, device, generator, progress, "repair")
+        _epoch(model, dr_x, dr_y, optimizer, cfg, device, generator, progress, "repair", scaler=scaler)
         for _ in range(cfg.repair_epochs)
     ]
 
 
-def _epoch(model, x, y, optimizer, cfg, device, generator, progress, phase, keep=None) -> EpochStats:
+def _epoch(model, x, y, optimizer, cfg, device, generator, progress, phase, keep=None, scaler=None) -> EpochStats:
     """One shuffled epoch over (x, y); ``keep`` (bool per sample): leave the others out of
     their batches (a batch left with fewer than two samples is skipped: BatchNorm needs two)."""
-    tick = step_counter(progress, phase, -(-len(y) // cfg.batch_size))
-    order = batch_indices(len(y), cfg.batch_size, shuffle=True, generator=generator)
-    kept = order if keep is None else (i[keep[i]] for i in order)
-    loader = ((x[i], y[i]) for i in kept if keep is None or len(i) > 1)
+    order = list(batch_indices(len(y), cfg.batch_size, shuffle=True, generator=generator))
+    if keep is not None:
+        order = [i[keep[i]] for i in order if int(keep[i].sum()) > 1]
+    tick = step_counter(progress, phase, len(order))
     return train_one_epoch(
-        model, loader, optimizer, device, on_step=tick, phase=phase, freeze_bn=cfg.freeze_bn, precision=cfg.precision
+        model,
+        ((x[i], y[i]) for i in order),
+        optimizer,
+        device,
+        on_step=tick,
+        phase=phase,
+        freeze_bn=cfg.freeze_bn,
+        precision=cfg.precision,
+        scaler=scaler,
     )
 
 
@@ -245,12 +255,24 @@ def distilled_targets(
     return (1 - cfg.repair_distill) * labels + cfg.repair_distill * probs
 
 
+def check_config(cfg: UnsirConfig, model_name: str, device: torch.device) -> None:
+    """What can be known wrong with ``cfg`` before any work: a precision ``device`` cannot run,
+    more frozen stages than ``model_name`` has (at least one stage must stay trainable)."""
+    check_precision(cfg.precision, device)
+    if cfg.frozen_stages:
+        _check_frozen(cfg.frozen_stages, stage_count(model_name), model_name)
+
+
+def _check_frozen(frozen: int, stages: int, model_name: str) -> None:
+    if not 0 < frozen < stages:
+        raise InvalidConfigError(f"frozen_stages must be between 1 and {stages - 1} for {model_name}, got {frozen}")
+
+
 def split_stages(model: nn.Module, model_name: str, frozen: int) -> tuple[nn.Module, nn.Module]:
     """``model`` as (frozen prefix, trainable rest): its first ``frozen`` registered stages,
     switched to eval mode with gradients off, and the others. Both share the model's modules."""
     stages = model_spec(model_name).stages(model)
-    if not 0 < frozen < len(stages):
-        raise InvalidConfigError(f"frozen_stages must be between 1 and {len(stages) - 1} for {model_name}")
+    _check_frozen(frozen, len(stages), model_name)
     prefix, rest = nn.Sequential(*stages[:frozen]), nn.Sequential(*stages[frozen:])
     prefix.eval().requires_grad_(False)
     return prefix, rest
@@ -290,6 +312,7 @@ def unsir(
         )
 
     gen = torch.Generator().manual_seed(seed)
+    scaler = grad_scaler(device, cfg.precision)  # fp16 only: one gradient scale for impair and repair
     phases = {"noise": 0.0, "impair": 0.0, "repair": 0.0}
     history: list[dict] = []
     with forbid_classes(forget):
@@ -297,6 +320,7 @@ def unsir(
         start = time.perf_counter()
         # never mutate the caller's model; channels_last makes convolutions ~10% faster on CPU
         unlearned = copy.deepcopy(model).to(device, memory_format=torch.channels_last)
+        grad_flags = [p.requires_grad for p in unlearned.parameters()]  # frozen stages give them back
         dr_x = normalize(dr_sub.images.to(device))  # (n, C, H, W), kept in memory for every epoch
         dr_y = dr_sub.labels.to(device)
 
@@ -314,17 +338,21 @@ def unsir(
 
         for r in range(cfg.rounds):
             t = time.perf_counter()
-            stats = impair(trained, noise, noise_labels, dr_x, dr_y, cfg, device, generator=gen, progress=progress)
+            stats = impair(
+                trained, noise, noise_labels, dr_x, dr_y, cfg, device, generator=gen, progress=progress, scaler=scaler
+            )
             synchronize(device)
             phases["impair"] += time.perf_counter() - t
             history.append({"round": r + 1, "phase": "impair", "loss": stats.loss, "accuracy": stats.accuracy})
 
             t = time.perf_counter()
-            for stats in repair(trained, dr_x, repair_y, cfg, device, generator=gen, progress=progress):
+            for stats in repair(trained, dr_x, repair_y, cfg, device, generator=gen, progress=progress, scaler=scaler):
                 history.append({"round": r + 1, "phase": "repair", "loss": stats.loss, "accuracy": stats.accuracy})
             synchronize(device)
             phases["repair"] += time.perf_counter() - t
-        unlearned.requires_grad_(True).eval()  # frozen stages are trainable again for whoever comes next
+        for p, flag in zip(unlearned.parameters(), grad_flags, strict=True):
+            p.requires_grad_(flag)  # the frozen stages as trainable as in the caller's model
+        unlearned.eval()
         seconds = time.perf_counter() - start
     return UnlearnResult(unlearned, seconds, phases, history)
 
@@ -335,6 +363,7 @@ def unsir(
     reads_forget=False,
     summary="error-maximising noise, one impair and one repair epoch",
     presets={"tuned": default_unsir, "official": lambda dataset, model: UnsirConfig.official()},
+    check=check_config,
 )
 def _unsir_method(task: UnlearningTask, cfg: UnsirConfig) -> UnlearnResult:
     dr_sub = task.retain.sample_per_class(
