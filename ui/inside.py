@@ -156,10 +156,10 @@ def confusion_figure(models: Mapping[str, Mapping], class_names: Sequence[str]) 
     for i, name in enumerate(names):
         row, col = i // cols + 1, i % cols + 1
         matrix = models[name]["confusion_matrix"]
-        rows = [[v / max(sum(row), 1) for v in row] for row in matrix]
+        normalised = [[v / max(sum(counts), 1) for v in counts] for counts in matrix]
         fig.add_trace(
             go.Heatmap(
-                z=rows,
+                z=normalised,
                 x=labels,
                 y=labels,
                 zmin=0,
