@@ -25,6 +25,7 @@ import json
 import math
 import statistics
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from common import add_recipe_argument, base_parser, command, recipe_from, write_result
@@ -221,6 +222,28 @@ def resummarise(path: str) -> None:
     print_table(payload, TABLE_KEYS)
 
 
+def resumed(path: str, args, seeds, methods, metrics) -> tuple[list[dict], str, list[str], dict]:
+    """The per-class results, start time, commands and whole payload of the result file at
+    ``path``, if it was made with the settings given now (else an error naming the first
+    difference)."""
+    old = json.loads(Path(path).read_text())
+    now = {
+        "dataset": args.dataset,
+        "model": args.model,
+        "seeds": list(seeds),
+        "model_seed": args.model_seed,
+        "methods": list(methods),
+        "metrics": list(metrics),
+        "recipe": asdict(recipe_from(args.dataset, args.model, args.recipe)),
+    }
+    for key, value in now.items():
+        if old.get(key) != value:
+            raise UnsirError(f"--resume: {path} was made with {key} {old.get(key)!r}, not {value!r}")
+    commit = (old.get("environment") or {}).get("git_commit")
+    classes = [{**entry, "git_commit": entry.get("git_commit", commit)} for entry in old["per_class"]]
+    return classes, old["started_at"], [*old.get("earlier_commands", []), old["command"]], old
+
+
 def main() -> None:
     p = base_parser(__doc__)
     p.add_argument("--forget", default="3,5,9", help="forget classes, each its own experiment (comma-separated)")
@@ -239,6 +262,12 @@ def main() -> None:
     p.add_argument("--runs", help="also store each forget class's metrics.json as a run in this folder")
     p.add_argument("--out", help="JSON file for the results")
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the result file --out: keep the forget classes it holds (each records the commit that "
+        "measured it) and run the others; the settings must be the file's",
+    )
+    p.add_argument(
         "--summarise",
         metavar="JSON",
         help="no experiment: recompute the summary of this result file from its per-class figures (after a change "
@@ -252,9 +281,19 @@ def main() -> None:
     metrics = list_metrics() if args.metrics == "all" else [m for m in args.metrics.split(",") if m]
     seeds = tuple(int(s) for s in args.seeds.split(","))
     methods = tuple(m for m in args.methods.split(",") if m)
-    classes, started = [], time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    classes, started, commands = [], time.strftime("%Y-%m-%dT%H:%M:%S%z"), []
     payload: dict = {}
+    if args.resume:
+        if not args.out:
+            raise UnsirError("--resume continues the file given by --out")
+        if Path(args.out).exists():
+            classes, started, commands, payload = resumed(args.out, args, seeds, methods, metrics)
+            payload = {**payload, **summarise(classes), "per_class": classes}
+    done = {str(c) for entry in classes for c in [*entry["forget"], *entry["forget_names"]]}
     for forget in [c.strip() for c in args.forget.split(",") if c.strip()]:
+        if forget in done:
+            print(f"forget {forget}: kept from {args.out}", flush=True)
+            continue
         cfg = ExperimentConfig(
             dataset=args.dataset,
             model=args.model,
@@ -277,6 +316,7 @@ def main() -> None:
                 "forget": result["forget_classes"],
                 "forget_names": result["forget_class_names"],
                 "seconds": time.perf_counter() - t,
+                "git_commit": environment()["git_commit"],
                 "errors": result["errors"],
                 "per_seed": [
                     {"seed": s["seed"], "models": {name: figures(entry) for name, entry in s["models"].items()}}
@@ -288,6 +328,7 @@ def main() -> None:
         payload = {
             "benchmark": f"{args.dataset}_{args.model}_audit",
             "command": command(),
+            "earlier_commands": commands,
             "dataset": args.dataset,
             "model": args.model,
             "seeds": list(seeds),

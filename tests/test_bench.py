@@ -181,6 +181,18 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     assert "significant" not in (comparison["difference"]["seconds"] or {})  # seconds: reported, not tested
     assert "unsir_random_noise" not in b["unsir_minus"] and b["method_configs"]["unsir_no_noise"]["noise_steps"] == 5
     assert (tmp_path / "runs" / "digits-resnet18-forget3" / "metrics.json").is_file()
+    # --resume keeps the classes the file holds, runs the others, and refuses other settings
+    first = json.loads(out.read_text())
+    resume = ["bench/audit.py", *args.split(), *quick.split(), "--out", str(out), "--resume"]
+    refused = run(*[a if a != "0,1" else "0,2" for a in resume], cache=tmp_path / "cache", check=False)
+    assert refused.returncode != 0 and "was made with seeds [0, 1], not [0, 2]" in refused.stderr
+    stdout = run(*[a if a != "3" else "3,4" for a in resume], cache=tmp_path / "cache").stdout
+    assert "forget 3: kept from" in stdout
+    b = json.loads(out.read_text())
+    assert [c["forget"] for c in b["per_class"]] == [[3], [4]] and b["earlier_commands"] == [first["command"]]
+    assert b["per_class"][0]["per_seed"] == first["per_class"][0]["per_seed"]
+    assert all(c["git_commit"] == first["environment"]["git_commit"] for c in b["per_class"])
+    assert b["unsir_minus"]["unsir_no_noise"]["difference_by_class"]["retain_acc"]["n"] == 2
     before = json.loads(out.read_text())
     run("bench/audit.py", "--summarise", str(out), cache=tmp_path / "cache")
     again = json.loads(out.read_text())

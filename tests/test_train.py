@@ -130,11 +130,9 @@ def test_new_recipe_fields_keep_old_cache_keys(digits, tmp_path):
 
     recipe = default_recipe("digits", "resnet18")
 
-    def spec(r):
-        return model_cache_path(digits, "resnet18", r, range(10), seed=0, cache_dir=tmp_path)[1]
+    def cached(r):
+        return model_cache_path(digits, "resnet18", r, range(10), seed=0, cache_dir=tmp_path)
 
-    assert "precision" not in spec(recipe)["recipe"]  # keyed as before the field existed
-    assert spec(replace(recipe, precision="bf16"))["recipe"]["precision"] == "bf16"
-    assert model_cache_path(digits, "resnet18", recipe, range(10), seed=0, cache_dir=tmp_path)[0] != (
-        model_cache_path(digits, "resnet18", replace(recipe, precision="bf16"), range(10), seed=0, cache_dir=tmp_path)[0]
-    )
+    bf16 = replace(recipe, precision="bf16")
+    assert "precision" not in cached(recipe)[1]["recipe"]  # keyed as before the field existed
+    assert cached(bf16)[1]["recipe"]["precision"] == "bf16" and cached(bf16)[0] != cached(recipe)[0]
