@@ -47,7 +47,7 @@ def test_every_page_renders_offline_and_shows_the_device(page):
 def test_models_page_offers_training_when_nothing_is_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("UNSIR_CACHE_DIR", str(tmp_path / "empty-cache"))
     at = app()
-    assert "No resnet18 trained with the fast recipe for digits" in texts(at.info)
+    assert "No resnet18 trained with the official recipe for digits" in texts(at.info)
     assert any(b.label == "Train the original model" for b in at.button)
     assert [m.value for m in at.metric] == ["10", "1438", "359"]
 
@@ -77,7 +77,7 @@ def test_unlearn_without_a_method_says_so():
 def test_the_sidebar_holds_the_shared_settings():
     at = app()
     assert [w.key for w in at.sidebar.selectbox] == ["dataset", "model", "device", "recipes"]
-    assert at.sidebar.selectbox[3].value == "fast"  # the dashboard explores: fast recipes by default
+    assert at.sidebar.selectbox[3].value == "official"  # UNSIR's defaults were tuned on its models
     assert "Device in use: **cpu**" in texts(at.sidebar.markdown)
 
 
@@ -269,12 +269,12 @@ def test_the_sidebar_settings_survive_a_page_switch():
     at = app()
     at.sidebar.number_input[0].set_value(3).run()
     at.sidebar.selectbox[1].set_value("allcnn").run()
-    at.sidebar.selectbox[3].set_value("official").run()
+    at.sidebar.selectbox[3].set_value("fast").run()
     for page in PAGES[1:] + PAGES[:1]:
         at.switch_page(page).run()
         assert not at.exception, at.exception
         caption = texts(at.caption)
-        assert "resnet18" not in caption and "allcnn · seed 3 · official recipe" in caption, page
+        assert "resnet18" not in caption and "allcnn · seed 3 · fast recipe" in caption, page
 
 
 def test_inspect_shows_inside_the_model_and_runs_and_report_compare_it(runs_dir):

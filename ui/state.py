@@ -29,10 +29,11 @@ class Keys:
     INSPECT_RUN = "inspect_run"  # run chosen on the Inspect page
 
 
-# The dashboard explores: it trains CIFAR-sized models with the fast recipes (minutes, not an
-# hour, on a CPU) unless the user picks the official ones; the small data sets' recipes are
-# the same in both sets.
-DEFAULT_RECIPES = "fast"
+# The official recipes by default: UNSIR's tuned hyper-parameters were tuned on models they
+# train. On a fast-recipe CIFAR-10 ResNet18 the same UNSIR costs ~26 points of retained accuracy
+# (bench/results/cifar10_resnet18_audit.json), so the fast set is offered, not chosen for the user.
+# The small data sets' recipes are the same in both sets.
+DEFAULT_RECIPES = "official"
 
 DEVICES = (
     ["auto", "cpu"]
@@ -132,9 +133,10 @@ def settings_widgets(page: str) -> Settings:
         "Training recipe",
         list(RECIPE_SETS),
         key=Keys.RECIPES,
-        help="how the original and retrained models are trained: fast (one-cycle SGD with augmentation and "
-        "bf16; CIFAR-10 ResNet18 in ~8 min on 2 CPU cores, 79 % test accuracy) or official (the UNSIR "
-        "notebook's, as in the paper: ~50-60 min there, 77.7 %). The embedded digits set trains the same with both.",
+        help="how the original and retrained models are trained: official (the UNSIR notebook's, as in the paper; "
+        "CIFAR-10 ResNet18 ~50-60 min on 2 CPU cores, 77.7 % test accuracy) or fast (one-cycle SGD with "
+        "augmentation and bf16: ~8 min there, 79 %; but UNSIR's tuned hyper-parameters cost ~26 points of retained "
+        "accuracy on that model, so far measured on cat). The embedded digits set trains the same with both.",
         **_default(Keys.RECIPES, index=list(RECIPE_SETS).index(DEFAULT_RECIPES)),
     )
     st.sidebar.number_input(
