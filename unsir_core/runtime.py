@@ -98,7 +98,7 @@ def autocast(device: torch.device, precision: str = "fp32") -> contextlib.Abstra
     return torch.autocast(device.type, dtype=_DTYPES[precision])
 
 
-def grad_scaler(device: torch.device, precision: str = "fp32") -> torch.amp.GradScaler | None:
-    """A gradient scaler for fp16 (its small range would flush small gradients to zero); None
-    otherwise (bf16 has fp32's range)."""
-    return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+def grad_scaler(device: torch.device, precision: str = "fp32") -> torch.amp.GradScaler:
+    """A gradient scaler, enabled for fp16 only (its small range would flush small gradients to
+    zero; bf16 has fp32's range). Disabled, it passes the loss and the step straight through."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")

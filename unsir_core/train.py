@@ -99,18 +99,12 @@ def train_one_epoch(
                 "The original model and its checkpoint are untouched."
             )
         optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-            if grad_clip_value is not None:
-                nn.utils.clip_grad_value_(model.parameters(), grad_clip_value)
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
-            if grad_clip_value is not None:
-                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-                nn.utils.clip_grad_value_(model.parameters(), grad_clip_value)
-            scaler.step(optimizer)
-            scaler.update()
+        scaler.scale(loss).backward()  # the scaler is a pass-through but for fp16
+        if grad_clip_value is not None:
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            nn.utils.clip_grad_value_(model.parameters(), grad_clip_value)
+        scaler.step(optimizer)
+        scaler.update()
         loss_sum += loss.detach() * y.shape[0]
         correct += (logits.argmax(1) == (y.argmax(1) if y.is_floating_point() else y)).sum()
         seen += y.shape[0]
@@ -210,13 +204,10 @@ def fit(
     scaler = grad_scaler(device, cfg.precision)  # one for the whole run (fp16 only)
     total_steps = cfg.epochs * steps_per_epoch
     count = step_counter(progress, phase, total_steps)
-    steps_done = 0
 
     def tick() -> None:
-        nonlocal steps_done
-        steps_done += 1
         # the lr for the next step; after the last one there is none (OneCycleLR would start over)
-        if cfg.scheduler in PER_STEP_SCHEDULERS and steps_done < total_steps:
+        if cfg.scheduler in PER_STEP_SCHEDULERS and scheduler.last_epoch < total_steps - 1:
             scheduler.step()
         count()
 
