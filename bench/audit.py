@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from common import add_recipe_argument, base_parser, command, recipe_from, write_result
+from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, write_result
 
 from unsir_core.errors import UnsirError
 from unsir_core.evaluation import list_metrics
@@ -304,6 +304,7 @@ def main() -> None:
             data_dir=args.data_dir,
             methods=methods,
             metrics=tuple(metrics),
+            recipes=recipe_set(args.recipe),
             train=recipe_from(args.dataset, args.model, args.recipe),
             method_overrides=parse_method_overrides(args.set),
         )

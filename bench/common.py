@@ -48,15 +48,22 @@ def add_recipe_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-def recipe_from(dataset: str, model: str, items: list[str]):
-    """The training recipe ``--recipe`` describes: the named set's recipe for (dataset, model)
-    with the ``FIELD=VALUE`` changes applied."""
-    from unsir_core.config import with_overrides
+def recipe_set(items: list[str]) -> str:
+    """The recipe set ``--recipe`` names (official unless one is named): the set of the models'
+    recipe, and the one a method's tuned defaults are chosen for."""
     from unsir_core.errors import InvalidConfigError
-    from unsir_core.recipes import default_recipe
 
     names = [item for item in items if "=" not in item]
     if len(names) > 1:
         raise InvalidConfigError(f"--recipe names one recipe set, got {', '.join(names)}")
-    base = default_recipe(dataset, model, names[0] if names else "official")
+    return names[0] if names else "official"
+
+
+def recipe_from(dataset: str, model: str, items: list[str]):
+    """The training recipe ``--recipe`` describes: the named set's recipe for (dataset, model)
+    with the ``FIELD=VALUE`` changes applied."""
+    from unsir_core.config import with_overrides
+    from unsir_core.recipes import default_recipe
+
+    base = default_recipe(dataset, model, recipe_set(items))
     return with_overrides(base, [item for item in items if "=" in item])

@@ -30,7 +30,7 @@ from dataclasses import asdict, replace
 
 import notebook  # noqa: F401  (registers unsir_notebook, the official notebook with its defects)
 import torch
-from common import add_recipe_argument, base_parser, command, recipe_from, write_result
+from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, write_result
 
 from unsir_core.checkpoints import read_metadata
 from unsir_core.config import with_overrides
@@ -126,10 +126,11 @@ def main(argv: list[str] | None = None) -> None:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     extra = [m for m in args.metrics.split(",") if m]
     relearn_fraction = ExperimentConfig.relearn_fraction  # the experiment's threshold: 90 % of the original's
-    configs = {m: method_config(m, args.dataset, args.model) for m in methods}
+    recipes = recipe_set(args.recipe)
+    configs = {m: method_config(m, args.dataset, args.model, recipes=recipes) for m in methods}
     if "unsir" in configs:
         configs["unsir"] = with_overrides(
-            method_config("unsir", args.dataset, args.model, preset=args.preset), args.set
+            method_config("unsir", args.dataset, args.model, preset=args.preset, recipes=recipes), args.set
         )
 
     original, original_meta = trained_model(

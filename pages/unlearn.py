@@ -59,10 +59,10 @@ for m in methods:
     if get_method(m).variant_of is not None:
         continue  # an ablation runs with the hyper-parameters of the method it varies
     with st.expander(f"{m} hyper-parameters"):
-        base = method_config(m, s.dataset, s.model)
+        base = method_config(m, s.dataset, s.model, recipes=s.recipes)
         for field, _, help_text in method_knobs(m):
             value = getattr(base, field)
-            widget_key = f"knob-{s.dataset}-{s.model}-{m}-{field}"
+            widget_key = f"knob-{s.dataset}-{s.model}-{s.recipes}-{m}-{field}"
             if options := field_choices(get_method(m).config, field):
                 new = st.selectbox(field, options, index=options.index(value), help=help_text, key=widget_key)
             elif isinstance(value, bool):
@@ -104,6 +104,7 @@ if st.button("Unlearn", type="primary"):
             method_overrides=tuple(overrides),
             metrics=tuple(metrics),
             original_checkpoint=s.uploaded,
+            recipes=s.recipes,
             train=s.recipe,
         )
         what = f"{', '.join(names[c] for c in forget)} with {', '.join(methods)}"

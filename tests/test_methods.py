@@ -89,6 +89,36 @@ def test_presets_are_declared_by_the_method():
         method_config("neggrad", "cifar10", "resnet18", preset="official")
 
 
+def test_tuned_defaults_follow_the_recipe_set_the_model_was_trained_with():
+    from unsir_core.errors import InvalidConfigError
+    from unsir_core.experiment import ExperimentConfig
+    from unsir_core.recipes import RECIPE_SETS, default_recipe
+    from unsir_core.unsir import UNSIR_DEFAULT_SETS, default_unsir
+
+    assert set(UNSIR_DEFAULT_SETS) == set(RECIPE_SETS)  # every recipe set has its tuned UNSIR
+    official, fast = (method_config("unsir", "cifar10", "resnet18", recipes=r) for r in ("official", "fast"))
+    assert official == default_unsir("cifar10", "resnet18") and official.impair_lr == 0.015
+    assert (fast.impair_lr, fast.repair_lr) == (1e-3, 1e-4)  # the fast models are more fragile
+    assert method_config("unsir_no_noise", "cifar10", "resnet18", recipes="fast").impair_lr == 1e-3
+    assert method_config("retrain", "cifar10", "resnet18", recipes="fast") == default_recipe(
+        "cifar10", "resnet18", "fast"
+    )
+    # digits trains the same in both sets, so UNSIR's digits defaults are the same too
+    assert default_unsir("digits", "resnet18", "fast") == default_unsir("digits", "resnet18")
+    # the official preset is the paper's whatever the recipe
+    assert method_config("unsir", "cifar10", "resnet18", preset="official", recipes="fast") == method_config(
+        "unsir", "cifar10", "resnet18", preset="official"
+    )
+    with pytest.raises(InvalidConfigError, match="unknown recipe set 'quick'"):
+        method_config("unsir", "cifar10", "resnet18", recipes="quick")
+    # an experiment's recipe set picks both the models' recipe and the methods' defaults
+    cfg = ExperimentConfig("cifar10", "resnet18", (3,), recipes="fast", methods=("unsir", "unsir_no_noise"))
+    assert cfg.recipe() == default_recipe("cifar10", "resnet18", "fast")
+    assert cfg.method_config("unsir") == fast and cfg.method_config("unsir_no_noise").impair_lr == 1e-3
+    with pytest.raises(InvalidConfigError, match="unknown recipe set"):
+        ExperimentConfig("cifar10", "resnet18", (3,), recipes="quick")
+
+
 def test_the_noise_ablations_are_unsir_with_only_the_noise_changed():
     from dataclasses import replace
 

@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _unsir_config(args: argparse.Namespace) -> UnsirConfig:
     overrides = {name: getattr(args, name) for name, _, _ in knobs(UnsirConfig) if getattr(args, name) is not None}
-    return method_config("unsir", args.dataset, args.model, overrides, preset=args.preset)
+    return method_config("unsir", args.dataset, args.model, overrides, preset=args.preset, recipes=args.recipe)
 
 
 def _train_config(args: argparse.Namespace):
@@ -201,6 +201,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         data_dir=args.data_dir,
         cache_dir=args.cache_dir,
         image_size=args.image_size,
+        recipes=args.recipe,
         train=_train_config(args),
         method_configs={"unsir": _unsir_config(args)},
         retrain=not args.no_retrain,

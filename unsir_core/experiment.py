@@ -48,7 +48,8 @@ class ExperimentConfig:
     data_dir: str | None = None  # None: $UNSIR_DATA_DIR or the per-user cache
     cache_dir: str | None = None  # None: $UNSIR_CACHE_DIR or the per-user cache
     image_size: int = 32  # side of the square input images (digits, imagefolder)
-    train: TrainConfig | None = None  # None: default_recipe(dataset, model)
+    recipes: str = "official"  # the recipe set of the original and retrained models (unsir_core.recipes)
+    train: TrainConfig | None = None  # None: default_recipe(dataset, model, recipes)
     retrain: bool = True  # also train (or load) the retrained gold standard
     methods: tuple[str, ...] = ("unsir",)  # unlearning methods to run and compare
     method_configs: Mapping[str, Any] = field(default_factory=dict)  # whole configs replacing a method's defaults
@@ -78,7 +79,7 @@ class ExperimentConfig:
                 check(config, self.model, device)  # e.g. fp16 on a CPU, too many frozen stages
 
     def recipe(self) -> TrainConfig:
-        return self.train or default_recipe(self.dataset, self.model)
+        return self.train or default_recipe(self.dataset, self.model, self.recipes)
 
     def method_config(self, name: str) -> Any:
         """The config ``name`` runs with: given whole in ``method_configs``, else its defaults
@@ -89,7 +90,7 @@ class ExperimentConfig:
         elif method.variant_of is not None:
             base = replace(self.method_config(method.variant_of), **method.changes)
         else:
-            base = method_config(name, self.dataset, self.model)
+            base = method_config(name, self.dataset, self.model, recipes=self.recipes)
         return replace(base, **{f: v for m, f, v in self.method_overrides if m == name})
 
     def seed_list(self) -> tuple[int, ...]:

@@ -33,7 +33,7 @@ from .errors import InvalidConfigError, UnknownNameError
 from .registry import Registry
 from .runtime import ProgressFn
 
-Preset = Callable[[str, str], Any]  # (data set, model) -> config
+Preset = Callable[[str, str, str], Any]  # (data set, model, recipe set of the model) -> config
 TUNED = "tuned"  # the preset a method uses unless told otherwise
 
 
@@ -76,14 +76,16 @@ class Method:
     # (e.g. a precision the device cannot run); called when an experiment is configured
     check: Callable[[Any, str, torch.device], None] | None = None
 
-    def preset(self, preset: str, dataset: str, model: str) -> Any:
-        """The config of ``preset`` for ``dataset``/``model``."""
+    def preset(self, preset: str, dataset: str, model: str, recipes: str = "official") -> Any:
+        """The config of ``preset`` for ``dataset``/``model``, a model trained with the recipe
+        set ``recipes`` (see unsir_core.recipes: a method tuned on one set's models may need
+        other settings on another's)."""
         if self.variant_of is not None:
-            return replace(get_method(self.variant_of).preset(preset, dataset, model), **self.changes)
-        presets = {TUNED: lambda d, m: self.config(), **self.presets}
+            return replace(get_method(self.variant_of).preset(preset, dataset, model, recipes), **self.changes)
+        presets = {TUNED: lambda d, m, r: self.config(), **self.presets}
         if preset not in presets:
             raise UnknownNameError(f"{self.name} has no preset {preset!r}; presets: {', '.join(presets)}")
-        return presets[preset](dataset, model)
+        return presets[preset](dataset, model, recipes)
 
 
 _METHODS: Registry[Method] = Registry("method")
@@ -129,9 +131,17 @@ def get_method(name: str) -> Method:
     return _METHODS.lookup(name)
 
 
-def method_config(name: str, dataset: str, model: str, overrides: dict | None = None, preset: str = TUNED) -> Any:
-    """The config of method ``name`` for ``dataset``/``model`` (its ``preset``), with ``overrides``."""
-    return replace(get_method(name).preset(preset, dataset, model), **(overrides or {}))
+def method_config(
+    name: str,
+    dataset: str,
+    model: str,
+    overrides: dict | None = None,
+    preset: str = TUNED,
+    recipes: str = "official",
+) -> Any:
+    """The config of method ``name`` for ``dataset``/``model`` trained with the recipe set
+    ``recipes`` (its ``preset``), with ``overrides``."""
+    return replace(get_method(name).preset(preset, dataset, model, recipes), **(overrides or {}))
 
 
 def parse_method_overrides(items: list[str]) -> tuple[tuple[str, str, Any], ...]:
