@@ -8,10 +8,16 @@ Example (CIFAR-10 ResNet18, classes 3 and 5, two UNSIR impair learning rates):
 
     python bench/sweep.py --method neggrad --grid ascent_weight=0.2,0.5 --grid epochs=1,2
 
-Every grid point runs the method (any name from ``python -m unsir_core list``) once per class
-(seeded), on the same original model (trained and cached on first use with the data set's
-recipe), and reports test forget / retain accuracy against the original's and the unlearning
-wall time. Medians over classes are shown.
+Named points instead of a grid compare levers and presets, each against the same runs
+(``preset=NAME`` starts a point from one of the method's presets):
+
+    python bench/sweep.py --recipe fast --classes 3,5,9 --seeds 0 \
+        --point "tuned:" --point "bf16:precision=bf16" --point "official:preset=official"
+
+Every grid point (or named point) runs the method (any name from ``python -m unsir_core
+list``) once per class and seed, on the same original model (trained and cached on first use
+with the data set's recipe), and reports test forget / retain accuracy against the original's
+and the unlearning wall time. Medians over classes and seeds are shown, and the worst run.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import itertools
 import statistics
 from dataclasses import asdict, replace
 
-from common import add_recipe_argument, base_parser, command, recipe_from, write_result
+from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, write_result
+from unlearning import time_retraining
 
 from unsir_core.config import typed_value
 from unsir_core.datasets import load_dataset
@@ -42,46 +49,107 @@ def parse_grid(items: list[str], base) -> dict[str, list]:
     return grid
 
 
+def parse_point(item: str, method: str, dataset: str, model: str, recipes: str) -> tuple[str, object]:
+    """``NAME:FIELD=VALUE;FIELD=VALUE`` -> (NAME, config): the method's tuned config (or the
+    preset named by ``preset=...``) with the changes, typed as on the command line."""
+    name, sep, changes = item.partition(":")
+    if not sep or not name:
+        raise UnsirError(f"--point takes NAME:FIELD=VALUE;..., got {item!r}")
+    pairs = [c.split("=", 1) for c in changes.split(";") if c.strip()]
+    if any(len(pair) != 2 for pair in pairs):
+        raise UnsirError(f"--point {name}: each change is FIELD=VALUE, got {changes!r}")
+    preset = next((v for k, v in pairs if k.strip() == "preset"), "tuned")
+    base = method_config(method, dataset, model, preset=preset, recipes=recipes)
+    return name, replace(
+        base, **{k.strip(): typed_value(base, k.strip(), v) for k, v in pairs if k.strip() != "preset"}
+    )
+
+
 def main() -> None:
     p = base_parser(__doc__)
     p.add_argument("--method", default="unsir", help="unlearning method to sweep (default unsir)")
     p.add_argument("--classes", default="3", help="forget classes to try, one at a time (comma-separated)")
     p.add_argument("--seed", type=int, default=0, help="unlearning seed (Dr_sub, noise, batch order)")
+    p.add_argument("--seeds", help="several unlearning seeds (comma-separated; instead of --seed)")
     p.add_argument("--model-seed", type=int, default=0, help="seed of the original model")
     p.add_argument(
         "--preset", default="tuned", help="starting config: tuned, or one of the method's presets (UNSIR: official)"
     )
     p.add_argument("--grid", action="append", default=[], help="FIELD=v1,v2,... (repeatable)")
+    p.add_argument(
+        "--point",
+        action="append",
+        default=[],
+        metavar="NAME:FIELD=VALUE;...",
+        help="a named config instead of a grid (repeatable); preset=NAME starts it from a preset",
+    )
     add_recipe_argument(p)
+    p.add_argument(
+        "--time-retrain",
+        default="",
+        metavar="SET,...",
+        help="also time retraining with these recipe sets (e.g. official,fast), for speed-ups measured in this "
+        "run: a cached retrained model's recorded time, else --retrain-epochs timed epochs scaled",
+    )
+    p.add_argument("--retrain-epochs", type=int, default=1, help="epochs timed per recipe set without a cached model")
     p.add_argument("--out", help="JSON file for the results")
     args = p.parse_args()
 
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir)
-    base = method_config(args.method, args.dataset, args.model, preset=args.preset)
+    base = method_config(args.method, args.dataset, args.model, preset=args.preset, recipes=recipe_set(args.recipe))
     recipe = recipe_from(args.dataset, args.model, args.recipe)
+    if args.point and args.grid:
+        raise UnsirError("--point and --grid do not mix: name each config as a point")
+    if args.point:
+        points = [
+            parse_point(item, args.method, args.dataset, args.model, recipe_set(args.recipe)) for item in args.point
+        ]
+    else:
+        grid = parse_grid(args.grid, base)
+        points = []
+        for values in itertools.product(*grid.values()) if grid else [()]:
+            overrides = dict(zip(grid, values, strict=True))
+            points.append(
+                (",".join(f"{k}={v}" for k, v in overrides.items()) or "defaults", replace(base, **overrides))
+            )
+    classes = [int(c) for c in args.classes.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+    retrain_recipes = {n: recipe_from(args.dataset, args.model, [n]) for n in args.time_retrain.split(",") if n}
     original, _ = trained_model(
         data, args.model, recipe, range(data.num_classes), device, seed=args.model_seed, cache_dir=default_cache_dir()
     )
     test_logits = predict(original, data.test.images, data.normalize, device)
-    grid = parse_grid(args.grid, base)
-    classes = [int(c) for c in args.classes.split(",")]
+    retrain = {}
+    for name, retrain_recipe in retrain_recipes.items():
+        retrain[name] = time_retraining(
+            data,
+            args.model,
+            retrain_recipe,
+            [(c,) for c in classes],
+            device,
+            seed=args.model_seed,
+            cache_dir=default_cache_dir(),
+            epochs=args.retrain_epochs,
+        )
+        print(f"retraining, {name} recipe: {retrain[name]['seconds']:.0f} s", flush=True)
 
     rows = []
-    print(f"{'config':<48} {'class':>5} {'forget':>7} {'retain':>7} {'d_retain':>8} {'seconds':>7}", flush=True)
-    for values in itertools.product(*grid.values()) if grid else [()]:
-        overrides = dict(zip(grid, values, strict=True))
-        cfg = replace(base, **overrides)
-        label = ",".join(f"{k}={v}" for k, v in overrides.items()) or "defaults"
-        for c in classes:
+    print(
+        f"{'config':<48} {'class':>5} {'seed':>4} {'forget':>7} {'retain':>7} {'d_retain':>8} {'seconds':>7}",
+        flush=True,
+    )
+    for label, cfg in points:
+        for c, seed in itertools.product(classes, seeds):
             o_forget, o_retain = split_accuracy(test_logits, data.test.labels, [c])
-            result = unlearn(args.method, original, args.model, data, (c,), device, cfg, seed=args.seed)
+            result = unlearn(args.method, original, args.model, data, (c,), device, cfg, seed=seed)
             logits = predict(result.model, data.test.images, data.normalize, device)
             forget, retain = split_accuracy(logits, data.test.labels, [c])
             row = {
                 "config": asdict(cfg),
                 "label": label,
                 "class": c,
+                "seed": seed,
                 "forget_acc": forget,
                 "retain_acc": retain,
                 "original_forget_acc": o_forget,
@@ -91,12 +159,13 @@ def main() -> None:
             }
             rows.append(row)
             print(
-                f"{label:<48} {c:>5} {forget:>7.4f} {retain:>7.4f} {retain - o_retain:>+8.4f} {result.seconds:>7.1f}",
+                f"{label:<48} {c:>5} {seed:>4} {forget:>7.4f} {retain:>7.4f} {retain - o_retain:>+8.4f} "
+                f"{result.seconds:>7.1f}",
                 flush=True,
             )
         mine = [r for r in rows if r["label"] == label]
         print(
-            f"{label:<48} {'med':>5} {statistics.median(r['forget_acc'] for r in mine):>7.4f} "
+            f"{label:<48} {'med':>5} {'':>4} {statistics.median(r['forget_acc'] for r in mine):>7.4f} "
             f"{statistics.median(r['retain_acc'] for r in mine):>7.4f} "
             f"{statistics.median(r['retain_acc'] - r['original_retain_acc'] for r in mine):>+8.4f} "
             f"{statistics.median(r['seconds'] for r in mine):>7.1f}",
@@ -108,9 +177,11 @@ def main() -> None:
             "dataset": args.dataset,
             "method": args.method,
             "model": args.model,
-            "seed": args.seed,
+            "seed": seeds[0],
+            "seeds": seeds,
             "model_seed": args.model_seed,
             "recipe": asdict(recipe),
+            "retrain": retrain,
             "device": str(device),
             "environment": environment(),
             "rows": rows,

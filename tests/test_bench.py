@@ -132,6 +132,37 @@ def test_sweep_varies_the_unlearning_seed_on_one_original(tmp_path):
     assert len(list(cache.rglob("digits-resnet18-original-*"))) == 1  # --seed is not the model's seed
 
 
+def test_sweep_compares_named_points_over_seeds_with_retraining_timed(tmp_path):
+    cache, out = tmp_path / "cache", tmp_path / "sweep_points.json"
+    bad = run(
+        "bench/sweep.py", "--dataset", "digits", "--point", "x:impair_lr", "--out", str(out), cache=cache, check=False
+    )
+    assert bad.returncode != 0 and "each change is FIELD=VALUE" in bad.stderr
+    assert not out.exists() and not list(cache.rglob("*.safetensors"))  # refused before any training
+    points = ["tuned:", "cheap:noise_steps=2;repair_epochs=1", "official:preset=official;dr_sub_per_class=40"]
+    run(
+        "bench/sweep.py",
+        *("--dataset", "digits", "--classes", "3", "--seeds", "0,1", "--time-retrain", "official,fast"),
+        *(arg for point in points for arg in ("--point", point)),
+        *("--out", str(out)),
+        cache=cache,
+    )
+    s = json.loads(out.read_text())
+    assert s["seeds"] == [0, 1] and [(r["label"], r["seed"]) for r in s["rows"]] == [
+        (label, seed) for label in ("tuned", "cheap", "official") for seed in (0, 1)
+    ]
+    cheap, official = s["rows"][2]["config"], s["rows"][4]["config"]
+    assert (cheap["noise_steps"], cheap["repair_epochs"]) == (2, 1)
+    assert (official["noise_copies"], official["dr_sub_per_class"]) == (20, 40)  # the preset, then the change
+    assert s["rows"][0]["seconds"] > 0 and s["rows"][0]["forget_acc"] <= s["rows"][0]["original_forget_acc"]
+    # digits trains the same with both sets: one measured retraining (1 epoch, scaled) each
+    assert set(s["retrain"]) == {"official", "fast"} and all(t["scaled"] for t in s["retrain"].values())
+    run("bench/report.py", "--results", str(tmp_path), cache=cache)
+    readme = (tmp_path / "README.md").read_text()
+    assert "seeds 0, 1" in readme and "speed-up vs official retraining" in readme
+    assert "| cheap |" in readme and (tmp_path / "plots" / "sweep_points.html").exists()
+
+
 def test_cifar100_script_says_what_is_missing_and_runs_nothing(tmp_path):
     offline = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}  # no download attempt
     out = run(
