@@ -222,6 +222,29 @@ def resummarise(path: str) -> None:
     print_table(payload, TABLE_KEYS)
 
 
+def experiment_config(args, forget: str, seeds, methods, metrics) -> ExperimentConfig:
+    """The experiment that audits one forget class."""
+    return ExperimentConfig(
+        dataset=args.dataset,
+        model=args.model,
+        forget=(forget,),
+        seeds=seeds,
+        model_seed=args.model_seed,
+        device=args.device,
+        data_dir=args.data_dir,
+        methods=methods,
+        metrics=tuple(metrics),
+        recipes=recipe_set(args.recipe),
+        train=recipe_from(args.dataset, args.model, args.recipe),
+        method_overrides=parse_method_overrides(args.set),
+    )
+
+
+def configs_record(cfg: ExperimentConfig) -> dict:
+    """The methods' configs as a result file records them."""
+    return {name: asdict(c) for name, c in cfg.unlearning_configs().items()}
+
+
 def resumed(path: str, args, seeds, methods, metrics) -> tuple[list[dict], str, list[str], dict]:
     """The per-class results, start time, commands and whole payload of the result file at
     ``path``, if it was made with the settings given now (else an error naming the first
@@ -235,10 +258,15 @@ def resumed(path: str, args, seeds, methods, metrics) -> tuple[list[dict], str, 
         "methods": list(methods),
         "metrics": list(metrics),
         "recipe": asdict(recipe_from(args.dataset, args.model, args.recipe)),
+        "recipes": recipe_set(args.recipe),
+        # the methods' resolved configs (defaults of the recipe set, --set changes): a class audited
+        # with other hyper-parameters must not be averaged with these
+        "method_configs": json.loads(json.dumps(configs_record(experiment_config(args, "0", seeds, methods, metrics)))),
     }
     for key, value in now.items():
-        if old.get(key) != value:
-            raise UnsirError(f"--resume: {path} was made with {key} {old.get(key)!r}, not {value!r}")
+        recorded = old.get(key, value if key == "recipes" else None)  # files older than recipe sets lack it
+        if recorded != value:
+            raise UnsirError(f"--resume: {path} was made with {key} {recorded!r}, not {value!r}")
     commit = (old.get("environment") or {}).get("git_commit")
     classes = [{**entry, "git_commit": entry.get("git_commit", commit)} for entry in old["per_class"]]
     return classes, old["started_at"], [*old.get("earlier_commands", []), old["command"]], old
@@ -294,20 +322,7 @@ def main() -> None:
         if forget in done:
             print(f"forget {forget}: kept from {args.out}", flush=True)
             continue
-        cfg = ExperimentConfig(
-            dataset=args.dataset,
-            model=args.model,
-            forget=(forget,),
-            seeds=seeds,
-            model_seed=args.model_seed,
-            device=args.device,
-            data_dir=args.data_dir,
-            methods=methods,
-            metrics=tuple(metrics),
-            recipes=recipe_set(args.recipe),
-            train=recipe_from(args.dataset, args.model, args.recipe),
-            method_overrides=parse_method_overrides(args.set),
-        )
+        cfg = experiment_config(args, forget, seeds, methods, metrics)
         t = time.perf_counter()
         result, _ = run_experiment(cfg)
         if args.runs:
@@ -336,6 +351,7 @@ def main() -> None:
             "model_seed": args.model_seed,
             "methods": list(methods),
             "metrics": metrics,
+            "recipes": recipe_set(args.recipe),
             "recipe": result["config"]["train"],
             "method_configs": result["config"]["method_configs"],
             "device": result["config"]["device_used"],

@@ -67,3 +67,52 @@ def recipe_from(dataset: str, model: str, items: list[str]):
 
     base = default_recipe(dataset, model, recipe_set(items))
     return with_overrides(base, [item for item in items if "=" in item])
+
+
+def time_retraining(data, model_name, recipe, forget_sets, device, *, seed, cache_dir, epochs) -> dict:
+    """Seconds to retrain without one of ``forget_sets``: the measured time of a full retraining
+    in the cache when one of the sets has one, else ``epochs`` timed epochs without the first
+    set, scaled to the recipe's epoch count. ``samples`` lets callers scale to other sets."""
+    from dataclasses import replace
+
+    from unsir_core.checkpoints import read_metadata
+    from unsir_core.data import retained_classes
+    from unsir_core.model_cache import model_cache_path
+    from unsir_core.models import create_model
+    from unsir_core.runtime import set_seed
+    from unsir_core.train import fit
+
+    for forget in forget_sets:
+        retain = retained_classes(forget, data.num_classes)
+        path, _ = model_cache_path(data, model_name, recipe, retain, seed=seed, cache_dir=cache_dir)
+        if path.exists() and read_metadata(path).get("seconds"):
+            return {
+                "seconds": float(read_metadata(path)["seconds"]),
+                "epochs": recipe.epochs,
+                "samples": len(data.train.select(retain)),
+                "scaled": False,
+                "forget": list(forget),
+                "source": str(path),
+            }
+    retain = retained_classes(forget_sets[0], data.num_classes)
+    set_seed(seed)
+    model = create_model(model_name, data.num_classes, image_size=data.image_shape[-1], pretrained=recipe.pretrained)
+    train = data.train.select(retain)
+    result = fit(
+        model,
+        train,
+        data.normalize,
+        replace(recipe, epochs=epochs),
+        device,
+        seed=seed,
+        held_out=data.test.select(retain),
+    )
+    return {
+        "seconds": result.seconds * recipe.epochs / epochs,
+        "epochs": recipe.epochs,
+        "samples": len(train),
+        "scaled": True,
+        "forget": list(forget_sets[0]),
+        "measured_epochs": epochs,
+        "measured_seconds": result.seconds,
+    }

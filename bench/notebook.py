@@ -36,7 +36,7 @@ NOISE_IMAGES_KEPT = 3  # the channel count: what the notebook's loop bound reall
     "unsir_notebook",
     UnsirConfig,
     reads_forget=False,
-    presets={"tuned": lambda dataset, model: UnsirConfig.official()},
+    presets={"tuned": lambda dataset, model, recipes: UnsirConfig.official()},
     summary="UNSIR with the official notebook's defects (BatchNorm in train mode for the noise, 3 noise images "
     "per class, every noise labelled 0): for comparison only",
 )

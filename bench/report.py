@@ -206,7 +206,7 @@ def sweep_section(name: str, s: dict, plots: Path) -> list[str]:
     lines = [
         f"### Sweep `{name}`: {s['method']} on {s['dataset']} {s['model']} "
         f"(classes {', '.join(map(str, classes))}; seed{'s' if len(seeds) > 1 else ''} "
-        f"{', '.join(map(str, seeds))}; {s['device']})",
+        f"{', '.join(map(str, seeds))}; {s['recipes'] + ' recipe set; ' if 'recipes' in s else ''}{s['device']})",
         "",
         *([f"`{s['command']}`", ""] if s.get("command") else []),
         *([f"Retraining, timed in the same run: {retrain_timing(retrain)}", ""] if retrain else []),

@@ -26,10 +26,9 @@ import itertools
 import statistics
 from dataclasses import asdict, replace
 
-from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, write_result
-from unlearning import time_retraining
+from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, time_retraining, write_result
 
-from unsir_core.config import typed_value
+from unsir_core.config import typed_value, with_overrides
 from unsir_core.datasets import load_dataset
 from unsir_core.errors import UnsirError
 from unsir_core.methods import method_config, unlearn
@@ -50,27 +49,32 @@ def parse_grid(items: list[str], base) -> dict[str, list]:
 
 
 def parse_point(item: str, method: str, dataset: str, model: str, recipes: str) -> tuple[str, object]:
-    """``NAME:FIELD=VALUE;FIELD=VALUE`` -> (NAME, config): the method's tuned config (or the
-    preset named by ``preset=...``) with the changes, typed as on the command line."""
+    """``NAME:FIELD=VALUE;FIELD=VALUE`` -> (NAME, config): the method's tuned config for the
+    recipe set (or the preset named by ``preset=...``) with the changes, typed as on the
+    command line."""
     name, sep, changes = item.partition(":")
-    if not sep or not name:
+    if not sep or not name.strip():
         raise UnsirError(f"--point takes NAME:FIELD=VALUE;..., got {item!r}")
-    pairs = [c.split("=", 1) for c in changes.split(";") if c.strip()]
-    if any(len(pair) != 2 for pair in pairs):
-        raise UnsirError(f"--point {name}: each change is FIELD=VALUE, got {changes!r}")
-    preset = next((v for k, v in pairs if k.strip() == "preset"), "tuned")
-    base = method_config(method, dataset, model, preset=preset, recipes=recipes)
-    return name, replace(
-        base, **{k.strip(): typed_value(base, k.strip(), v) for k, v in pairs if k.strip() != "preset"}
-    )
+    items = [c.strip() for c in changes.split(";") if c.strip()]
+    presets = [i.partition("=")[2].strip() for i in items if i.partition("=")[0].strip() == "preset"]
+    base = method_config(method, dataset, model, preset=presets[-1] if presets else "tuned", recipes=recipes)
+    return name.strip(), with_overrides(base, [i for i in items if i.partition("=")[0].strip() != "preset"])
+
+
+def int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UnsirError(f"{what} takes comma-separated integers, got {text!r}") from None
 
 
 def main() -> None:
     p = base_parser(__doc__)
     p.add_argument("--method", default="unsir", help="unlearning method to sweep (default unsir)")
     p.add_argument("--classes", default="3", help="forget classes to try, one at a time (comma-separated)")
-    p.add_argument("--seed", type=int, default=0, help="unlearning seed (Dr_sub, noise, batch order)")
-    p.add_argument("--seeds", help="several unlearning seeds (comma-separated; instead of --seed)")
+    seed = p.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=int, default=0, help="unlearning seed (Dr_sub, noise, batch order)")
+    seed.add_argument("--seeds", help="several unlearning seeds (comma-separated)")
     p.add_argument("--model-seed", type=int, default=0, help="seed of the original model")
     p.add_argument(
         "--preset", default="tuned", help="starting config: tuned, or one of the method's presets (UNSIR: official)"
@@ -101,6 +105,8 @@ def main() -> None:
     recipe = recipe_from(args.dataset, args.model, args.recipe)
     if args.point and args.grid:
         raise UnsirError("--point and --grid do not mix: name each config as a point")
+    if args.point and args.preset != "tuned":
+        raise UnsirError("--preset does not apply to --point: start a point from a preset with preset=NAME")
     if args.point:
         points = [
             parse_point(item, args.method, args.dataset, args.model, recipe_set(args.recipe)) for item in args.point
@@ -113,9 +119,14 @@ def main() -> None:
             points.append(
                 (",".join(f"{k}={v}" for k, v in overrides.items()) or "defaults", replace(base, **overrides))
             )
-    classes = [int(c) for c in args.classes.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
-    retrain_recipes = {n: recipe_from(args.dataset, args.model, [n]) for n in args.time_retrain.split(",") if n}
+    if len({label for label, _ in points}) < len(points):
+        raise UnsirError("--point: each point needs its own name")
+    classes = int_list(args.classes, "--classes")
+    seeds = int_list(args.seeds, "--seeds") if args.seeds else [args.seed]
+    changes = [item for item in args.recipe if "=" in item]  # the original's recipe changes apply to each set
+    retrain_recipes = {
+        n: recipe_from(args.dataset, args.model, [n, *changes]) for n in args.time_retrain.split(",") if n
+    }
     original, _ = trained_model(
         data, args.model, recipe, range(data.num_classes), device, seed=args.model_seed, cache_dir=default_cache_dir()
     )
@@ -180,6 +191,7 @@ def main() -> None:
             "seed": seeds[0],
             "seeds": seeds,
             "model_seed": args.model_seed,
+            "recipes": recipe_set(args.recipe),
             "recipe": asdict(recipe),
             "retrain": retrain,
             "device": str(device),

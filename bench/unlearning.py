@@ -26,27 +26,25 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
 import notebook  # noqa: F401  (registers unsir_notebook, the official notebook with its defects)
 import torch
-from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, write_result
+from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, time_retraining, write_result
 
-from unsir_core.checkpoints import read_metadata
 from unsir_core.config import with_overrides
-from unsir_core.data import resolve_classes, retained_classes
+from unsir_core.data import resolve_classes
 from unsir_core.datasets import load_dataset
 from unsir_core.errors import UnsirError
 from unsir_core.evaluation import EvalContext, EvalSplits, extra_metrics
 from unsir_core.experiment import ExperimentConfig
 from unsir_core.methods import get_method, method_config, unlearn
 from unsir_core.metrics import split_accuracy
-from unsir_core.model_cache import model_cache_path, trained_model
-from unsir_core.models import create_model
+from unsir_core.model_cache import trained_model
 from unsir_core.paths import default_cache_dir
 from unsir_core.provenance import environment
-from unsir_core.runtime import resolve_device, set_seed
-from unsir_core.train import fit, predict
+from unsir_core.runtime import resolve_device
+from unsir_core.train import predict
 
 GOALS = {"max_forget_acc": 0.01, "max_retain_drop": 0.02, "min_speedup_vs_retrain": 300.0}
 
@@ -59,46 +57,6 @@ def parse_forget_sets(text: str, classes: list[str]) -> list[tuple[int, ...]]:
 
 def mean_std(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "std": statistics.pstdev(values), "min": min(values), "max": max(values)}
-
-
-def time_retraining(data, model_name, recipe, forget_sets, device, *, seed, cache_dir, epochs) -> dict:
-    """Seconds to retrain without one of ``forget_sets``: the measured time of a full retraining
-    in the cache when one of the sets has one, else ``epochs`` timed epochs without the first
-    set, scaled to the recipe's epoch count. ``samples`` lets callers scale to other sets."""
-    for forget in forget_sets:
-        retain = retained_classes(forget, data.num_classes)
-        path, _ = model_cache_path(data, model_name, recipe, retain, seed=seed, cache_dir=cache_dir)
-        if path.exists() and read_metadata(path).get("seconds"):
-            return {
-                "seconds": float(read_metadata(path)["seconds"]),
-                "epochs": recipe.epochs,
-                "samples": len(data.train.select(retain)),
-                "scaled": False,
-                "forget": list(forget),
-                "source": str(path),
-            }
-    retain = retained_classes(forget_sets[0], data.num_classes)
-    set_seed(seed)
-    model = create_model(model_name, data.num_classes, image_size=data.image_shape[-1], pretrained=recipe.pretrained)
-    train = data.train.select(retain)
-    result = fit(
-        model,
-        train,
-        data.normalize,
-        replace(recipe, epochs=epochs),
-        device,
-        seed=seed,
-        held_out=data.test.select(retain),
-    )
-    return {
-        "seconds": result.seconds * recipe.epochs / epochs,
-        "epochs": recipe.epochs,
-        "samples": len(train),
-        "scaled": True,
-        "forget": list(forget_sets[0]),
-        "measured_epochs": epochs,
-        "measured_seconds": result.seconds,
-    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -214,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         "methods": methods,
         "preset": args.preset,
         "configs": {m: asdict(c) for m, c in configs.items()},
+        "recipes": recipes,
         "recipe": asdict(recipe),
         "original_checkpoint": original_meta["checkpoint"],
         "environment": environment(),

@@ -75,7 +75,10 @@ for m in methods:
                 continue
             if new != value:
                 overrides.append((m, field, new))
-        st.caption("Defaults come from the recipe for this data set and model.")
+        st.caption(
+            f"Defaults are tuned for {s.model} on {s.dataset} trained with the {s.recipes} recipe set"
+            + (" (the sidebar's: an uploaded model may have been trained otherwise)." if s.uploaded else ".")
+        )
 
 metrics = st.multiselect(
     "Metrics beyond accuracy",

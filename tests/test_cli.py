@@ -1,6 +1,7 @@
 """The command line end to end on digits, and its handling of bad input."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -493,3 +494,27 @@ def list_metrics_names() -> list[str]:
     from unsir_core.evaluation import list_metrics
 
     return list_metrics()
+
+
+def test_the_recipe_set_chooses_unsir_defaults_on_the_command_line():
+    """--recipe fast gives UNSIR the fast models' defaults (digits would not show it: both sets
+    train digits the same), and an explicit flag still wins; nothing is trained."""
+    from unsir_core.cli import _unsir_config, build_parser
+
+    def unsir(*extra: str):
+        argv = ["experiment", "--dataset", "cifar10", "--forget", "3", "--out", "x", *extra]
+        return _unsir_config(build_parser().parse_args(argv))
+
+    assert unsir().impair_lr == 0.015 and unsir("--recipe", "fast").impair_lr == 1e-3
+    assert unsir("--recipe", "fast", "--impair-lr", "0.005").impair_lr == 0.005
+    assert unsir("--recipe", "fast", "--preset", "official").impair_lr == 0.02  # the paper's, whatever the models
+
+
+def test_the_notebook_method_resolves_its_config():
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "bench"))
+    import notebook  # noqa: F401  (registers unsir_notebook)
+
+    from unsir_core.methods import method_config
+    from unsir_core.unsir import UnsirConfig
+
+    assert method_config("unsir_notebook", "cifar10", "resnet18", recipes="fast") == UnsirConfig.official()

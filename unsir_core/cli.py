@@ -88,9 +88,9 @@ def _add_unsir(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("UNSIR hyper-parameters (override the preset)")
     g.add_argument(
         "--preset",
-        choices=["tuned", "official"],
+        choices=list(get_method("unsir").presets),
         default="tuned",
-        help="tuned: this project's defaults for the data set and model; official: the paper "
+        help="tuned: this project's defaults for the data set, model and --recipe set; official: the paper "
         "notebook's values (default tuned)",
     )
     for name, default, help_text in knobs(UnsirConfig):

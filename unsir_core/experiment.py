@@ -29,7 +29,7 @@ from .methods import get_method, method_config, unlearn
 from .model_cache import checkpoint_model, trained_model
 from .paths import default_cache_dir
 from .provenance import environment
-from .recipes import TrainConfig, default_recipe
+from .recipes import RECIPE_SETS, TrainConfig, default_recipe
 from .runtime import ProgressFn, check_precision, check_seed, resolve_device
 from .train import accuracy, predict
 from .unsir import UnsirConfig
@@ -70,6 +70,8 @@ class ExperimentConfig:
         if not 0 < self.relearn_fraction <= 1:
             raise InvalidConfigError(f"relearn fraction must be in (0, 1], got {self.relearn_fraction}")
         check_metrics(self.metrics)
+        if self.recipes not in RECIPE_SETS:  # it chooses the methods' defaults even when train is given
+            raise InvalidConfigError(f"unknown recipe set {self.recipes!r}; choose one of: {', '.join(RECIPE_SETS)}")
         device = resolve_device(self.device)  # an absent device fails now
         check_precision(self.recipe().precision, device)
         for name in self.methods:
@@ -92,6 +94,10 @@ class ExperimentConfig:
         else:
             base = method_config(name, self.dataset, self.model, recipes=self.recipes)
         return replace(base, **{f: v for m, f, v in self.method_overrides if m == name})
+
+    def unlearning_configs(self) -> dict[str, Any]:
+        """The config of every method to run, by name (what metrics.json records)."""
+        return {name: self.method_config(name) for name in self.unlearning_methods()}
 
     def seed_list(self) -> tuple[int, ...]:
         return self.seeds or (self.seed,)
@@ -182,7 +188,7 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
     """
     data = load_dataset(cfg.dataset, cfg.data_dir, image_size=cfg.image_size)
     forget = resolve_classes(list(cfg.forget), data.classes)
-    configs = {name: cfg.method_config(name) for name in cfg.unlearning_methods()}
+    configs = cfg.unlearning_configs()
     device = resolve_device(cfg.device)
     cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
     splits = EvalSplits.of(data, forget)
@@ -238,6 +244,7 @@ def _config_record(
         "data_dir": cfg.data_dir,
         "cache_dir": str(cache_dir),
         "image_size": cfg.image_size,
+        "recipes": cfg.recipes,
         "train": asdict(cfg.recipe()),
         "original_checkpoint": cfg.original_checkpoint,
         "retrain": cfg.wants_retrained(),
