@@ -261,12 +261,17 @@ def resumed(path: str, args, seeds, methods, metrics) -> tuple[list[dict], str, 
         "recipes": recipe_set(args.recipe),
         # the methods' resolved configs (defaults of the recipe set, --set changes): a class audited
         # with other hyper-parameters must not be averaged with these
-        "method_configs": json.loads(json.dumps(configs_record(experiment_config(args, "0", seeds, methods, metrics)))),
+        **{
+            f"{name}.{field}": value
+            for name, config in configs_record(experiment_config(args, "0", seeds, methods, metrics)).items()
+            for field, value in json.loads(json.dumps(config)).items()
+        },
     }
+    recorded = {**old, **{f"{n}.{f}": v for n, c in old.get("method_configs", {}).items() for f, v in c.items()}}
     for key, value in now.items():
-        recorded = old.get(key, value if key == "recipes" else None)  # files older than recipe sets lack it
-        if recorded != value:
-            raise UnsirError(f"--resume: {path} was made with {key} {recorded!r}, not {value!r}")
+        was = recorded.get(key, value if key == "recipes" else None)  # files older than recipe sets lack it
+        if was != value:
+            raise UnsirError(f"--resume: {path} was made with {key} {was!r}, not {value!r}")
     commit = (old.get("environment") or {}).get("git_commit")
     classes = [{**entry, "git_commit": entry.get("git_commit", commit)} for entry in old["per_class"]]
     return classes, old["started_at"], [*old.get("earlier_commands", []), old["command"]], old

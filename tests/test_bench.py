@@ -217,6 +217,9 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     resume = ["bench/audit.py", *args.split(), *quick.split(), "--out", str(out), "--resume"]
     refused = run(*[a if a != "0,1" else "0,2" for a in resume], cache=tmp_path / "cache", check=False)
     assert refused.returncode != 0 and "was made with seeds [0, 1], not [0, 2]" in refused.stderr
+    other_lr = run(*resume, "--set", "unsir.impair_lr=0.002", cache=tmp_path / "cache", check=False)
+    assert other_lr.returncode != 0 and "with unsir.impair_lr 0.0005, not 0.002" in other_lr.stderr  # not averaged
+    assert b["recipes"] == "fast"
     stdout = run(*[a if a != "3" else "3,4" for a in resume], cache=tmp_path / "cache").stdout
     assert "forget 3: kept from" in stdout
     b = json.loads(out.read_text())
