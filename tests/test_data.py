@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -7,7 +10,7 @@ from unsir_core.errors import DataMissingError, InvalidClassesError, UnknownName
 
 
 def test_registry_lists_every_dataset():
-    assert {"digits", "cifar10", "cifar100", "imagefolder"} <= set(list_datasets())
+    assert {"digits", "cifar10", "cifar100", "fashionmnist", "imagefolder"} <= set(list_datasets())
 
 
 def test_unknown_dataset_names_the_choices():
@@ -151,3 +154,83 @@ def test_num_batches_counts_what_batch_indices_makes():
     for n in range(0, 140):
         for batch_size in (1, 2, 3, 64):
             assert num_batches(n, batch_size) == len(list(batch_indices(n, batch_size))), (n, batch_size)
+
+
+def _write_idx(path, array, gz: bool) -> None:
+    import gzip
+
+    import numpy as np
+
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with (gzip.open if gz else open)(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def _fake_fashion(folder, n_train=20, n_test=10, gz=True) -> None:
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for images, labels, n in (("train-images-idx3-ubyte", "train-labels-idx1-ubyte", n_train),
+                              ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", n_test)):  # fmt: skip
+        suffix = ".gz" if gz else ""
+        _write_idx(folder / f"{images}{suffix}", rng.integers(0, 256, (n, 28, 28)), gz)
+        _write_idx(folder / f"{labels}{suffix}", np.arange(n) % 10, gz)
+
+
+def test_read_idx_reads_mnist_files_and_refuses_others(tmp_path):
+    import numpy as np
+
+    from unsir_core.datasets import read_idx
+    from unsir_core.errors import BadDataError
+
+    for gz in (True, False):
+        path = tmp_path / ("a.gz" if gz else "a")
+        _write_idx(path, [[1, 2, 3], [4, 5, 6]], gz)
+        assert np.array_equal(read_idx(path), [[1, 2, 3], [4, 5, 6]])
+    (tmp_path / "text").write_bytes(b"not an idx file")
+    with pytest.raises(BadDataError, match="is not an idx file"):
+        read_idx(tmp_path / "text")
+    (tmp_path / "short").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 9, 1, 2]))  # says 9 values, holds 2
+    with pytest.raises(BadDataError, match="holds 2 values, its header says"):
+        read_idx(tmp_path / "short")
+
+
+def test_fashionmnist_reads_torchvisions_layout_first(tmp_path, monkeypatch):
+    import unsir_core.datasets as datasets
+
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "debian")  # present, but second
+    _fake_fashion(tmp_path / "debian", n_train=30)
+    _fake_fashion(tmp_path / "data" / "FashionMNIST" / "raw", gz=False)
+    data = load_dataset("fashionmnist", tmp_path / "data", image_size=32)
+    assert (len(data.train), len(data.test)) == (20, 10) and data.classes[0] == "T-shirt/top"
+    assert data.train.images.shape[1:] == (3, 32, 32) and data.train.images.dtype == torch.uint8
+    assert torch.equal(data.train.images[:, 0], data.train.images[:, 2])  # grey, as 3 channels
+    assert len(set(data.mean)) == 1 and data.train.labels.tolist() == [i % 10 for i in range(20)]
+    assert len(load_dataset("fashionmnist", tmp_path / "elsewhere").train) == 30  # the Debian folder
+
+
+def test_fashionmnist_missing_names_both_folders_and_the_apt_command(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    import unsir_core.datasets as datasets
+
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("x")))
+    with pytest.raises(DataMissingError) as err:
+        load_dataset("fashionmnist", tmp_path / "data")
+    message = str(err.value)
+    assert str(tmp_path / "data" / "FashionMNIST" / "raw") in message and str(tmp_path / "debian") in message
+    assert "apt-get install -y dataset-fashion-mnist" in message and not (tmp_path / "data").exists()
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir() and not os.environ.get("UNSIR_REQUIRE_FASHION_MNIST"),
+    reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)",
+)
+def test_the_debian_fashionmnist_package_loads_whole(tmp_path):
+    data = load_dataset("fashionmnist", tmp_path)
+    assert (len(data.train), len(data.test)) == (60000, 10000)
+    assert data.train.labels.bincount().tolist() == [6000] * 10

@@ -6,6 +6,11 @@ Registered data sets (:func:`list_datasets`):
   upsampled to 32x32 RGB; a fixed stratified 80/20 train/test split.
 - ``cifar10`` / ``cifar100``: torchvision's CIFAR under the data directory; downloaded when
   online, otherwise the official archive must be put there.
+- ``fashionmnist``: the 28x28 Fashion-MNIST (60,000 training and 10,000 test images of 10
+  kinds of clothing), resized to ``image_size`` and repeated to 3 channels as digits is; read
+  from torchvision's layout under the data directory or from the Debian package
+  ``dataset-fashion-mnist`` (``apt-get install -y dataset-fashion-mnist``, offline), else
+  downloaded by torchvision when online.
 - ``imagefolder``: any folder of class sub-folders (e.g. a face set such as VGGFace-100),
   resized to ``image_size``; uses ``train/`` and ``test/`` sub-folders when present, else a
   seeded stratified split. A file that cannot be decoded is an error that names it.
@@ -17,6 +22,7 @@ the user chooses (as for ``imagefolder``) rather than the shared data directory.
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 from collections.abc import Callable
@@ -153,6 +159,81 @@ def _load_cifar10(root: Path) -> DataBundle:
 @register_dataset("cifar100")
 def _load_cifar100(root: Path) -> DataBundle:
     return _load_cifar("cifar100", root)
+
+
+# Where Debian's package dataset-fashion-mnist puts the idx files.
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+_FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """An idx file (MNIST's format; gzipped when its name ends in .gz) as a uint8 array: a
+    big-endian header of two zero bytes, the type 0x08 (unsigned byte), the number of dimensions
+    and each dimension, then the data."""
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise BadDataError(f"{path} is not an idx file of unsigned bytes")
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(shape)):
+        raise BadDataError(f"{path} holds {data.size} values, its header says {shape}")
+    return data.reshape(shape)
+
+
+def _fashion_folder(root: Path) -> Path | None:
+    """The first folder holding the four Fashion-MNIST idx files (gzipped or not):
+    torchvision's layout under the data directory, then the Debian package's."""
+    for folder in (root / "FashionMNIST" / "raw", DEBIAN_FASHION_MNIST):
+        names = [n for pair in _FASHION_FILES.values() for n in pair]
+        if all((folder / n).exists() or (folder / f"{n}.gz").exists() for n in names):
+            return folder
+    return None
+
+
+@register_dataset("fashionmnist", resizable=True)
+def _load_fashionmnist(root: Path, image_size: int = 32) -> DataBundle:
+    folder = _fashion_folder(root)
+    if folder is None:
+        import torchvision.datasets as tvd
+
+        created = first_missing(root)
+        try:
+            tvd.FashionMNIST(str(root), train=True, download=True)  # online only: fetches the idx files
+        except BaseException as err:
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
+            if not isinstance(err, (OSError, RuntimeError)):
+                raise
+            raise DataMissingError(
+                f"fashionmnist is neither in {root / 'FashionMNIST' / 'raw'} nor in {DEBIAN_FASHION_MNIST} and could "
+                f"not be downloaded ({err}). Install it offline with `apt-get install -y dataset-fashion-mnist` "
+                "(Debian), or put the four idx files into the first folder."
+            ) from err
+        folder = root / "FashionMNIST" / "raw"
+
+    def split(name: str) -> ImageTensors:
+        images, labels = (
+            read_idx(next(folder / f for f in (n, f"{n}.gz") if (folder / f).exists())) for n in _FASHION_FILES[name]
+        )
+        if images.ndim != 3 or labels.shape != (len(images),) or labels.max() >= len(FASHION_MNIST_CLASSES):
+            raise BadDataError(
+                f"the Fashion-MNIST {name} files in {folder} do not match "
+                f"(images {images.shape}, labels {labels.shape})"
+            )
+        x = _resize(torch.from_numpy(images.copy()).unsqueeze(1), image_size)  # (N, 1, S, S)
+        return ImageTensors(x.expand(-1, 3, -1, -1).contiguous(), torch.from_numpy(labels.astype(np.int64)))
+
+    train, test = split("train"), split("test")
+    mean, std = _channel_stats(train.images[:, :1])
+    return DataBundle("fashionmnist", train, test, list(FASHION_MNIST_CLASSES), mean * 3, std * 3)
 
 
 def _read_image_folder(folder: Path, image_size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
