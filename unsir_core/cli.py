@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from . import distributed
 from .config import field_choices, knobs, parse_value
 from .console import TqdmProgress, format_table
 from .data import resolve_classes, retained_classes
 from .datasets import list_datasets, load_dataset
 from .errors import UnsirError
 from .evaluation import list_metrics
-from .experiment import ExperimentConfig, run_experiment
+from .experiment import ExperimentConfig, run_experiment, train_reference_models
 from .methods import get_method, list_methods, method_config, parse_method_overrides
 from .model_cache import trained_model
 from .models import list_models
@@ -210,6 +211,13 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         metrics=_metric_list(args.metrics),
     )
     check_run_target(args.out)  # a folder that cannot take the run fails now, not after the experiment
+    if distributed.launched():  # torchrun: every process trains the reference models, rank 0 goes on alone
+        distributed.setup(resolve_device(args.device))
+        main_process = distributed.is_main()
+        train_reference_models(cfg, progress=TqdmProgress(disable=args.quiet or not main_process))
+        distributed.close()
+        if not main_process:
+            return
     progress = TqdmProgress(disable=args.quiet)
     metrics, models = run_experiment(cfg, progress=progress)
     progress.close()
@@ -228,19 +236,24 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.forget:
         classes = retained_classes(resolve_classes(args.forget, data.classes), data.num_classes)
     cache_dir = Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
-    progress = TqdmProgress(disable=args.quiet)
+    device = distributed.setup(resolve_device(args.device))  # torchrun: join the other processes
+    progress = TqdmProgress(disable=args.quiet or not distributed.is_main())
     _, meta = trained_model(
         data,
         args.model,
         recipe,
         classes,
-        resolve_device(args.device),
+        device,
         seed=args.seed,
         cache_dir=cache_dir,
         progress=progress,
         phase="train",
     )
     progress.close()
+    main_process = distributed.is_main()
+    distributed.close()
+    if not main_process:
+        return
     last = (meta.get("history") or [{}])[-1]
     print(
         json.dumps(
@@ -248,6 +261,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                 "checkpoint": meta["checkpoint"],
                 "cached": meta["cached"],
                 "seconds": meta.get("seconds"),
+                "world_size": meta.get("world_size", 1),
                 "last_epoch": last,
             },
             indent=2,

@@ -135,6 +135,21 @@ def _reference_models(
     return original, original_meta, retrained, retrained_meta
 
 
+def train_reference_models(cfg: ExperimentConfig, progress: ProgressFn | None = None) -> None:
+    """Train (or find in the cache) the original and retrained models that ``cfg`` uses, and
+    nothing else: under torchrun every process takes part in their training, then one
+    process runs the experiment, which finds them in the cache."""
+    data = load_dataset(cfg.dataset, cfg.data_dir, image_size=cfg.image_size)
+    forget = resolve_classes(list(cfg.forget), data.classes)
+    device = resolve_device(cfg.device)
+    if device.type == "cuda":  # each process on its own GPU (distributed.setup chose it)
+        device = torch.device("cuda", torch.cuda.current_device())
+    cache_dir = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    model_seeds = dict.fromkeys(s if cfg.model_seed is None else cfg.model_seed for s in cfg.seed_list())
+    for seed in model_seeds:
+        _reference_models(cfg, data, forget, device, cache_dir, seed, progress)
+
+
 def _one_seed(
     cfg: ExperimentConfig,
     data: DataBundle,

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from . import distributed
 from .checkpoints import load_into, read_metadata, save_checkpoint
 from .data import DataBundle
 from .errors import CheckpointError
@@ -81,7 +82,8 @@ def trained_model(
 ) -> tuple[nn.Module, dict]:
     """A model trained with ``recipe`` on the training samples of ``classes``, from the cache
     when it holds one. Returns the model (on ``device``, eval mode) and its metadata, whose
-    ``seconds`` is the training time measured when it was trained."""
+    ``seconds`` is the training time measured when it was trained. Under torchrun every
+    process trains (``train.fit``) and rank 0 alone writes the checkpoint."""
     classes = sorted(classes)
     path, spec = model_cache_path(data, model_name, recipe, classes, seed=seed, cache_dir=cache_dir)
     expect = {"model": model_name, "num_classes": data.num_classes}
@@ -103,5 +105,9 @@ def trained_model(
         model, train, data.normalize, recipe, device, seed=seed, held_out=held_out, progress=progress, phase=phase
     )
     meta = {**spec, **expect, "seconds": result.seconds, "device": str(device), "history": result.history}
-    save_checkpoint(model, path, meta)
+    if result.world_size > 1:  # trained by several processes (torchrun): the same model, the same key
+        meta |= {"world_size": result.world_size, "shards": result.shards}
+    if distributed.is_main():
+        save_checkpoint(model, path, meta)  # once, atomically
+    distributed.barrier()  # the others go on when it is there
     return model.eval(), {**meta, "cached": False, "checkpoint": str(path)}

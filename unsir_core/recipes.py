@@ -56,7 +56,7 @@ RECIPES: dict[tuple[str, str], TrainConfig] = {
     ("*", "vit"): TrainConfig(
         optimizer="adamw", lr=1e-3, weight_decay=0.05, grad_clip_value=None, scheduler="cosine", augment=True, epochs=40
     ),
-    # The embedded digits set is tiny (1437 training images): a short Adam run converges and
+    # The embedded digits set is tiny (1438 training images): a short Adam run converges and
     # keeps the whole demo experiment within a couple of minutes on 2 CPU cores.
     ("digits", "*"): TrainConfig(epochs=4, batch_size=64, lr=1e-3, grad_clip_value=None, scheduler="cosine"),
     ("digits", "vit"): TrainConfig(

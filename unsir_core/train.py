@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import distributed
 from .data import ImageTensors, batches, num_batches
 from .errors import NonFiniteLossError, UnsirError
 from .recipes import TrainConfig
@@ -174,6 +175,8 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator | None = None) -> 
 class FitResult:
     seconds: float  # wall time of the whole training, evaluation of the held-out set included
     history: list[dict] = field(default_factory=list)  # per epoch: loss, accuracy, held-out loss, lr
+    world_size: int = 1  # processes that trained it (torchrun; see distributed.py)
+    shards: dict | None = None  # several processes: what each trained on in the first epoch
 
 
 def fit(
@@ -192,13 +195,20 @@ def fit(
 
     ``held_out`` (the test split of the same classes, as in the official notebook) drives
     ReduceLROnPlateau; without it the plateau scheduler watches the training loss.
+
+    Under torchrun (``distributed.world_size() > 1``) every process trains a DistributedDataParallel
+    copy on its shard of each epoch's permutation, in batches of ``batch_size / world size``;
+    the losses and accuracies in the history are those of all processes together.
     """
     start = time.perf_counter()
     check_precision(cfg.precision, device)
     gen = torch.Generator().manual_seed(seed)
     model.to(device, memory_format=torch.channels_last)  # ~10% faster convolutions on CPU
     optimizer = make_optimizer(model, cfg)
-    steps_per_epoch = num_batches(len(train), cfg.batch_size)
+    world = distributed.world_size()
+    batch_size = -(-cfg.batch_size // world)  # the same global batch as one process
+    shard_len = -(-len(train) // world)
+    steps_per_epoch = num_batches(shard_len, batch_size)
     scheduler = _make_scheduler(optimizer, cfg, steps_per_epoch)
     images, labels = train.images.to(device), train.labels.to(device)  # once, not per batch
     scaler = grad_scaler(device, cfg.precision)  # one for the whole run (fp16 only)
@@ -211,15 +221,30 @@ def fit(
             scheduler.step()
         count()
 
+    # several processes: each augments its own samples with its own draws, and the shared
+    # generator (the permutation) stays in step in all of them
+    aug_gen = gen if world == 1 else torch.Generator().manual_seed(seed * 1009 + distributed.rank() + 1)
+
     def transform(x: torch.Tensor) -> torch.Tensor:
         x = normalize(x)
-        return augment_batch(x, gen) if cfg.augment else x
+        return augment_batch(x, aug_gen) if cfg.augment else x
 
-    history = []
+    trained = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    history, shards = [], None
     for epoch in range(cfg.epochs):
-        loader = batches(images, labels, cfg.batch_size, shuffle=True, generator=gen, transform=transform)
+        if world == 1:
+            loader = batches(images, labels, batch_size, shuffle=True, generator=gen, transform=transform)
+        else:
+            mine = distributed.shard(len(train), gen)
+            if shards is None:
+                shards = distributed.shard_check(mine, len(train), device)
+            loader = batches(images[mine.to(device)], labels[mine.to(device)], batch_size, transform=transform)
         stats = train_one_epoch(
-            model,
+            trained,
             loader,
             optimizer,
             device,
@@ -229,6 +254,11 @@ def fit(
             precision=cfg.precision,
             scaler=scaler,
         )
+        if world > 1:  # the epoch's figures over all processes
+            loss_sum, correct, seen = distributed.all_sum(
+                [stats.loss * stats.samples, stats.accuracy * stats.samples, stats.samples], device
+            )
+            stats = EpochStats(loss_sum / seen, correct / seen, int(seen), stats.seconds)
         entry = {
             "epoch": epoch + 1,
             "loss": stats.loss,
@@ -238,14 +268,17 @@ def fit(
         if cfg.scheduler == "plateau":
             if held_out is not None:
                 logits = predict(model, held_out.images, normalize, device)
-                entry["held_out_loss"] = F.cross_entropy(logits, held_out.labels).item()
-                entry["held_out_accuracy"] = accuracy(logits, held_out.labels)
+                loss, acc = F.cross_entropy(logits, held_out.labels).item(), accuracy(logits, held_out.labels)
+                # several processes: their BatchNorm statistics differ a little; one mean, so
+                # that every process takes the same scheduler decision
+                loss, acc = (v / world for v in distributed.all_sum([loss, acc], device))
+                entry["held_out_loss"], entry["held_out_accuracy"] = loss, acc
             scheduler.step(entry.get("held_out_loss", stats.loss))
         elif scheduler is not None and cfg.scheduler not in PER_STEP_SCHEDULERS:
             scheduler.step()
         history.append(entry)
     model.eval()
-    return FitResult(time.perf_counter() - start, history)
+    return FitResult(time.perf_counter() - start, history, world, shards)
 
 
 # Schedulers that move the learning rate after every batch rather than after every epoch.
