@@ -111,6 +111,10 @@ def test_tuned_defaults_follow_the_recipe_set_the_model_was_trained_with():
     )
     with pytest.raises(InvalidConfigError, match="unknown recipe set 'quick'"):
         method_config("unsir", "cifar10", "resnet18", recipes="quick")
+    # the fast preset: the tuned config of the same recipe set with the speed levers
+    quick = method_config("unsir", "cifar10", "resnet18", preset="fast", recipes="fast")
+    assert (quick.impair_lr, quick.dr_sub_per_class, quick.frozen_stages, quick.repair_epochs) == (1e-3, 500, 3, 1)
+    assert method_config("unsir", "digits", "resnet18", preset="fast").freeze_bn  # digits' tuned, then the levers
     # an experiment's recipe set picks both the models' recipe and the methods' defaults
     cfg = ExperimentConfig("cifar10", "resnet18", (3,), recipes="fast", methods=("unsir", "unsir_no_noise"))
     assert cfg.recipe() == default_recipe("cifar10", "resnet18", "fast")
