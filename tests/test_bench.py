@@ -137,7 +137,7 @@ def test_sweep_compares_named_points_over_seeds_with_retraining_timed(tmp_path):
     bad = run(
         "bench/sweep.py", "--dataset", "digits", "--point", "x:impair_lr", "--out", str(out), cache=cache, check=False
     )
-    assert bad.returncode != 0 and "each change is FIELD=VALUE" in bad.stderr
+    assert bad.returncode != 0 and "'impair_lr': expected FIELD=VALUE" in bad.stderr
     assert not out.exists() and not list(cache.rglob("*.safetensors"))  # refused before any training
     points = ["tuned:", "cheap:noise_steps=2;repair_epochs=1", "official:preset=official;dr_sub_per_class=40"]
     run(
