@@ -502,7 +502,7 @@ def test_the_recipe_set_chooses_unsir_defaults_on_the_command_line():
     from unsir_core.cli import _unsir_config, build_parser
 
     def unsir(*extra: str):
-        argv = ["experiment", "--dataset", "cifar10", "--forget", "3", "--out", "x", *extra]
+        argv = ["experiment", "--dataset", "cifar10", "--model", "resnet18", "--forget", "3", "--out", "x", *extra]
         return _unsir_config(build_parser().parse_args(argv))
 
     assert unsir().impair_lr == 0.015 and unsir("--recipe", "fast").impair_lr == 1e-3
