@@ -28,6 +28,7 @@ from dataclasses import asdict, replace
 
 from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, time_retraining, write_result
 
+from unsir_core.cli import int_list
 from unsir_core.config import typed_value, with_overrides
 from unsir_core.datasets import load_dataset
 from unsir_core.errors import UnsirError
@@ -59,13 +60,6 @@ def parse_point(item: str, method: str, dataset: str, model: str, recipes: str) 
     presets = [i.partition("=")[2].strip() for i in items if i.partition("=")[0].strip() == "preset"]
     base = method_config(method, dataset, model, preset=presets[-1] if presets else "tuned", recipes=recipes)
     return name.strip(), with_overrides(base, [i for i in items if i.partition("=")[0].strip() != "preset"])
-
-
-def int_list(text: str, what: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UnsirError(f"{what} takes comma-separated integers, got {text!r}") from None
 
 
 def main() -> None:

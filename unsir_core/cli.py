@@ -183,7 +183,7 @@ def _metric_list(text: str) -> tuple[str, ...]:
     return tuple(list_metrics()) if names == ["all"] else tuple(names)
 
 
-def _int_list(text: str, flag: str) -> tuple[int, ...]:
+def int_list(text: str, flag: str) -> tuple[int, ...]:
     try:
         return tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
@@ -196,7 +196,7 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         model=args.model,
         forget=tuple(args.forget.split(",")),
         seed=args.seed,
-        seeds=_int_list(args.seeds, "--seeds") if args.seeds else None,
+        seeds=int_list(args.seeds, "--seeds") if args.seeds else None,
         model_seed=args.model_seed,
         device=args.device,
         data_dir=args.data_dir,
