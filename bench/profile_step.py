@@ -1,14 +1,17 @@
 """Where a training step's time goes, and which memory format / compilation is fastest here.
 
     python bench/profile_step.py --model resnet18 --steps 20 --out bench/results/profile_step.json
+    python bench/profile_step.py --batch 64 --fused --steps 30 --out bench/results/profile_step_resnet18_b64_cpu.json
 
 Times one optimiser step (forward, cross-entropy, backward, Adam) of ``--model`` on a batch of
 CIFAR-shaped inputs, for every variant side by side in one run, interleaved (variant A, B, A,
 B, ...) so that machine noise hits them alike; reports the median seconds per step and the
 ratio to the first variant. Variants: the default (contiguous) memory format, channels_last,
-and each of them under ``torch.compile`` when ``--compile`` is given (the compile time is
-reported apart). Also times the noise step of UNSIR (gradient w.r.t. the input only, weights
-frozen) and inference, and prints torch.profiler's top operators of the channels_last step.
+each of them under ``torch.compile`` when ``--compile`` is given (the compile time is
+reported apart), and channels_last with torch's fused Adam (``--fused``; the project's
+optimisers are fused, see runtime.new_optimizer) against its default implementation. Also
+times the noise step of UNSIR (gradient w.r.t. the input only, weights frozen) and inference,
+and prints torch.profiler's top operators of the channels_last step.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ def make_variant(name: str, model_name: str, device: torch.device, compile_: boo
     model = create_model(model_name, 10, image_size=32).to(device)
     fmt = torch.channels_last if "channels_last" in name else torch.contiguous_format
     model = model.to(memory_format=fmt).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # torch's default (foreach) implementation, or the fused one the project uses (runtime.new_optimizer)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True if "fused" in name else None)
     fn = torch.compile(model) if compile_ else model
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
@@ -51,6 +55,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=20, help="timed steps per variant")
     p.add_argument("--compile", action="store_true", help="also try torch.compile")
+    p.add_argument("--fused", action="store_true", help="also try channels_last with fused Adam")
     p.add_argument("--out")
     args = p.parse_args()
     device = resolve_device(args.device)
@@ -61,6 +66,8 @@ def main() -> None:
     names = ["contiguous", "channels_last"]
     if args.compile:
         names += ["compiled contiguous", "compiled channels_last"]
+    if args.fused:
+        names += ["channels_last, fused Adam"]
     variants, compile_seconds = {}, {}
     for name in names:
         start = time.perf_counter()

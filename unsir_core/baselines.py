@@ -32,7 +32,7 @@ from .data import batches, paired_batches
 from .methods import UnlearningTask, UnlearnResult, register_method
 from .models import create_model
 from .recipes import TrainConfig, default_recipe
-from .runtime import step_counter
+from .runtime import new_optimizer, step_counter
 from .train import fit, train_one_epoch
 
 Batch = tuple[torch.Tensor, ...]  # (normalised x, target) or (x, target, per-sample weight)
@@ -150,7 +150,7 @@ def neggrad(task: UnlearningTask, cfg: NegGradConfig) -> UnlearnResult:
         w_forget = torch.where(capped.cpu() < cfg.ascent_cap, -cfg.ascent_weight, 0.0)
         return task.normalize(torch.cat([xf, xr])), torch.cat([yf, yr]), torch.cat([w_forget, torch.ones(len(yr))])
 
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    optimizer = new_optimizer(torch.optim.SGD, model.parameters(), lr=cfg.lr, momentum=0.9)
     return _train_on_pairs(task, model, optimizer, cfg, "neggrad", batch, start)
 
 
@@ -170,7 +170,7 @@ def amnesiac(task: UnlearningTask, cfg: AmnesiacConfig) -> UnlearnResult:
         wrong = (yf + torch.randint(1, task.num_classes, yf.shape, generator=gen)) % task.num_classes
         return task.normalize(torch.cat([xf, xr])), torch.cat([wrong, yr])
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = new_optimizer(torch.optim.Adam, model.parameters(), lr=cfg.lr)
     return _train_on_pairs(task, model, optimizer, cfg, "amnesiac", batch, start)
 
 
@@ -193,7 +193,7 @@ def bad_teacher(task: UnlearningTask, cfg: BadTeacherConfig) -> UnlearnResult:
             soft = torch.cat([F.softmax(bad(xf) / cfg.temperature, 1), F.softmax(good(xr) / cfg.temperature, 1)])
         return torch.cat([xf, xr]), soft
 
-    optimizer = torch.optim.Adam(student.parameters(), lr=cfg.lr)
+    optimizer = new_optimizer(torch.optim.Adam, student.parameters(), lr=cfg.lr)
     return _train_on_pairs(task, student, optimizer, cfg, "bad_teacher", batch, start)
 
 

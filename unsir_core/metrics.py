@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import DataBundle, ImageTensors, Normalize, paired_batches
-from .runtime import ProgressFn
+from .runtime import ProgressFn, new_optimizer
 from .train import accuracy, predict, train_one_epoch
 
 
@@ -193,7 +193,7 @@ def relearn_time(
             state["reached"] = True
         return state["reached"] or state["steps"] >= max_steps
 
-    optimizer = torch.optim.Adam(work.parameters(), lr=lr)
+    optimizer = new_optimizer(torch.optim.Adam, work.parameters(), lr=lr)
     while not state["reached"] and state["steps"] < max_steps:
         train_one_epoch(work, mixed_epoch(), optimizer, device, on_step=on_step, phase="relearn")
     return {

@@ -75,6 +75,23 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# --- optimisers -------------------------------------------------------------------------------
+
+# Devices where torch's optimisers have a fused implementation (the whole update in one kernel
+# rather than a few per parameter tensor). One training step of the digits ResNet18 at batch 64
+# on 2 CPU cores: 0.108 s fused against 0.123 s (bench/results/profile_step_resnet18_b64_cpu.json).
+FUSED_DEVICES = ("cpu", "cuda")
+
+
+def new_optimizer(cls: type[torch.optim.Optimizer], params, **kwargs) -> torch.optim.Optimizer:
+    """``cls(params, **kwargs)`` (Adam, AdamW, SGD), fused when every parameter is a floating
+    point tensor on a device that has the fused kernel; else torch's default implementation.
+    Every optimiser of the project is made here."""
+    params = list(params)
+    fused = all(p.device.type in FUSED_DEVICES and p.is_floating_point() for p in params)
+    return cls(params, fused=True if fused else None, **kwargs)
+
+
 # --- numeric precision ------------------------------------------------------------------------
 
 PRECISIONS = ("fp32", "bf16", "fp16")  # fp32: full precision; bf16 / fp16: autocast (mixed precision)

@@ -22,12 +22,14 @@ from . import distributed
 from .data import ImageTensors, batches, num_batches
 from .errors import NonFiniteLossError, UnsirError
 from .recipes import TrainConfig
-from .runtime import ProgressFn, autocast, check_precision, grad_scaler, step_counter
+from .runtime import ProgressFn, autocast, check_precision, grad_scaler, new_optimizer, step_counter
 
 _OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], TrainConfig], torch.optim.Optimizer]] = {
-    "adam": lambda p, c: torch.optim.Adam(p, lr=c.lr, weight_decay=c.weight_decay),
-    "adamw": lambda p, c: torch.optim.AdamW(p, lr=c.lr, weight_decay=c.weight_decay),
-    "sgd": lambda p, c: torch.optim.SGD(p, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, nesterov=True),
+    "adam": lambda p, c: new_optimizer(torch.optim.Adam, p, lr=c.lr, weight_decay=c.weight_decay),
+    "adamw": lambda p, c: new_optimizer(torch.optim.AdamW, p, lr=c.lr, weight_decay=c.weight_decay),
+    "sgd": lambda p, c: new_optimizer(
+        torch.optim.SGD, p, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, nesterov=True
+    ),
 }
 
 

@@ -32,7 +32,16 @@ from .data import ImageTensors, batch_indices, forbid_classes, retained_classes
 from .errors import InvalidClassesError, InvalidConfigError, NonFiniteLossError, ZeroGlanceViolation
 from .methods import UnlearningTask, UnlearnResult, register_method, register_variant
 from .models import model_spec, stage_count
-from .runtime import PRECISIONS, ProgressFn, autocast, check_precision, grad_scaler, step_counter, synchronize
+from .runtime import (
+    PRECISIONS,
+    ProgressFn,
+    autocast,
+    check_precision,
+    grad_scaler,
+    new_optimizer,
+    step_counter,
+    synchronize,
+)
 from .train import EpochStats, eval_mode, train_one_epoch
 
 NOISE_KINDS = ("error_max", "random", "none")
@@ -179,7 +188,7 @@ def learn_noise(
     classes = torch.as_tensor(list(forget_classes), dtype=torch.int64)
     labels = classes.repeat_interleave(cfg.noise_batch).to(device)
     noise = torch.randn(len(labels), *image_shape, generator=generator).to(device).requires_grad_(True)
-    optimizer = torch.optim.Adam([noise], lr=cfg.noise_lr)
+    optimizer = new_optimizer(torch.optim.Adam, [noise], lr=cfg.noise_lr)
 
     was_training = model.training
     grad_flags = [p.requires_grad for p in model.parameters()]
@@ -224,7 +233,7 @@ def impair(
     frozen stages, both are the frozen stages' outputs and ``model`` the rest)."""
     x = torch.cat([noise.repeat(cfg.noise_copies, 1, 1, 1), dr_x])
     y = torch.cat([noise_labels.repeat(cfg.noise_copies), dr_y])
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.impair_lr)
+    optimizer = new_optimizer(torch.optim.Adam, model.parameters(), lr=cfg.impair_lr)
     # noise "none": the epoch is shuffled with the noise as usual (so that it draws the same random
     # numbers as the others), and the noise samples are then left out of every batch
     keep = None if cfg.noise != "none" else torch.arange(len(y)) >= len(noise) * cfg.noise_copies
@@ -244,7 +253,7 @@ def repair(
 ) -> list[EpochStats]:
     """``repair_epochs`` epochs (Adam, ``repair_lr``) over Dr_sub alone. ``dr_y``: labels, or
     soft targets (N, K) when the repair distils the original model's outputs."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.repair_lr)
+    optimizer = new_optimizer(torch.optim.Adam, model.parameters(), lr=cfg.repair_lr)
     return [
         _epoch(model, dr_x, dr_y, optimizer, cfg, device, generator, progress, "repair", scaler=scaler)
         for _ in range(cfg.repair_epochs)
