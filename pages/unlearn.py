@@ -12,7 +12,7 @@ from unsir_core.errors import UnsirError
 from unsir_core.evaluation import list_metrics
 from unsir_core.experiment import ExperimentConfig
 from unsir_core.jobs import Job
-from unsir_core.methods import get_method, method_config, method_knobs, unlearning_methods
+from unsir_core.methods import TUNED, get_method, method_config, method_knobs, unlearning_methods
 
 s = page_setup("Unlearn")
 teaching(
@@ -54,15 +54,26 @@ if ablation and "unsir" not in methods:
 if ablation:
     methods += [m for m in ("unsir_random_noise", "unsir_no_noise") if m not in methods]
 
-overrides = []
+overrides, configs = [], {}
 for m in methods:
     if get_method(m).variant_of is not None:
         continue  # an ablation runs with the hyper-parameters of the method it varies
     with st.expander(f"{m} hyper-parameters"):
-        base = method_config(m, s.dataset, s.model, recipes=s.recipes)
+        preset = TUNED
+        if len(presets := get_method(m).preset_names()) > 1:
+            preset = st.selectbox(
+                "Preset",
+                presets,
+                key=f"preset-{m}",
+                help="tuned: measured defaults for this data set, model and recipe set; fast: fewer passes "
+                "(README, Presets); official: the paper's values. The fields below start from it.",
+            )
+        base = method_config(m, s.dataset, s.model, preset=preset, recipes=s.recipes)
+        if preset != TUNED:
+            configs[m] = base
         for field, _, help_text in method_knobs(m):
             value = getattr(base, field)
-            widget_key = f"knob-{s.dataset}-{s.model}-{s.recipes}-{m}-{field}"
+            widget_key = f"knob-{s.dataset}-{s.model}-{s.recipes}-{m}-{preset}-{field}"
             if options := field_choices(get_method(m).config, field):
                 new = st.selectbox(field, options, index=options.index(value), help=help_text, key=widget_key)
             elif isinstance(value, bool):
@@ -104,6 +115,7 @@ if st.button("Unlearn", type="primary"):
             device=s.device,
             data_dir=settings_data(s)[1],
             methods=tuple(methods),
+            method_configs=configs,
             method_overrides=tuple(overrides),
             metrics=tuple(metrics),
             original_checkpoint=s.uploaded,

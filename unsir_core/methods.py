@@ -76,6 +76,11 @@ class Method:
     # (e.g. a precision the device cannot run); called when an experiment is configured
     check: Callable[[Any, str, torch.device], None] | None = None
 
+    def preset_names(self) -> list[str]:
+        """The presets a user can choose from, ``tuned`` (the default) first."""
+        source = get_method(self.variant_of) if self.variant_of is not None else self
+        return [TUNED, *(name for name in source.presets if name != TUNED)]
+
     def preset(self, preset: str, dataset: str, model: str, recipes: str = "official") -> Any:
         """The config of ``preset`` for ``dataset``/``model``, a model trained with the recipe
         set ``recipes`` (see unsir_core.recipes: a method tuned on one set's models may need
