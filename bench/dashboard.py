@@ -3,6 +3,11 @@ comparison of original, unlearned and retrained models; and the same experiment 
 in the same run, for the ratio. Prints a table, writes JSON.
 
     python bench/dashboard.py --repeat 3 --out bench/results/dashboard.json
+    python bench/dashboard.py --repeat 3 --baseline 6069fc4 --out bench/results/dashboard.json
+
+With ``--baseline REV`` the same path is also timed on another commit (checked out in a
+temporary git worktree, run with this environment), alternating with the working tree in every
+repeat, so that before and after are measured side by side in one run on the same machine.
 
 Each repeat starts ``streamlit run app.py`` with a fresh cache and run store, opens it in
 headless Chromium (Playwright, system Chromium: ``apt-get install -y chromium``), goes to
@@ -57,8 +62,26 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(env: dict[str, str], log_path: Path, start_timeout: float = 60) -> Iterator[str]:
-    """``streamlit run app.py`` on a free port with ``env``; yields its URL once healthy."""
+def checkout(rev: str) -> Iterator[Path]:
+    """A temporary, detached git worktree of ``rev``; removed afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), rev], cwd=ROOT, check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+
+
+def commit_of(tree: Path) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tree, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@contextlib.contextmanager
+def serve(env: dict[str, str], log_path: Path, tree: Path = ROOT, start_timeout: float = 60) -> Iterator[str]:
+    """``streamlit run app.py`` of ``tree`` on a free port with ``env``; yields its URL once healthy."""
     port = free_port()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
@@ -75,7 +98,7 @@ def serve(env: dict[str, str], log_path: Path, start_timeout: float = 60) -> Ite
                 "--browser.gatherUsageStats",
                 "false",
             ],
-            cwd=ROOT,
+            cwd=tree,
             env={**os.environ, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -129,7 +152,7 @@ def click_through(browser, url: str, shots: Path | None) -> dict[str, float]:
     return {"open_seconds": opened, "job_seconds": job, "click_to_comparison_seconds": inspect}
 
 
-def cli_seconds(cache: Path, out: Path) -> float:
+def cli_seconds(cache: Path, out: Path, tree: Path = ROOT) -> float:
     start = time.monotonic()
     subprocess.run(
         [
@@ -149,7 +172,7 @@ def cli_seconds(cache: Path, out: Path) -> float:
             "--out",
             str(out),
         ],
-        cwd=ROOT,
+        cwd=tree,
         check=True,
         capture_output=True,
     )
@@ -167,15 +190,38 @@ def job_phases(runs: Path) -> dict:
     }
 
 
+def one_path(tree: Path, shots: Path | None, with_cli: bool) -> dict:
+    """One new user's path on the code of ``tree``, from an empty cache and run store."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        env = {"UNSIR_CACHE_DIR": str(tmp / "cache"), "UNSIR_RUNS_DIR": str(tmp / "runs")}
+        with serve(env, tmp / "streamlit.log", tree) as url, sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium(), args=LAUNCH_ARGS)
+            row = click_through(browser, url, shots)
+            browser.close()
+        row.update(job_phases(tmp / "runs"))
+        if with_cli:
+            row["cli_seconds"] = cli_seconds(tmp / "cli-cache", tmp / "cli-run", tree)
+    return row
+
+
+def medians(rows: list[dict]) -> dict[str, float]:
+    summary = {k: statistics.median(r[k] for r in rows) for k in rows[0] if isinstance(rows[0][k], float)}
+    if "cli_seconds" in summary:
+        summary["dashboard_over_cli"] = summary["click_to_comparison_seconds"] / summary["cli_seconds"]
+    return summary
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--no-cli", action="store_true", help="skip the CLI comparison")
+    p.add_argument("--baseline", metavar="REV", help="also time this commit, alternating, in the same run")
     p.add_argument("--shots", help="folder for screenshots of the Inspect page (inspect.png, gradcam.png)")
     p.add_argument("--out", help="JSON file for the results")
     args = p.parse_args()
-    from playwright.sync_api import sync_playwright
-
     from unsir_core.provenance import environment
 
     if chromium() is None:
@@ -183,38 +229,39 @@ def main() -> None:
     shots = Path(args.shots) if args.shots else None
     if shots:
         shots.mkdir(parents=True, exist_ok=True)
-    rows = []
-    print(f"{'repeat':>6} {'open':>6} {'job':>6} {'to comparison':>14} {'cli':>6}", flush=True)
-    for i in range(args.repeat):
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            env = {"UNSIR_CACHE_DIR": str(tmp / "cache"), "UNSIR_RUNS_DIR": str(tmp / "runs")}
-            with serve(env, tmp / "streamlit.log") as url, sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=chromium(), args=LAUNCH_ARGS)
-                row = click_through(browser, url, shots)
-                browser.close()
-            row.update(job_phases(tmp / "runs"))
-            if not args.no_cli:
-                row["cli_seconds"] = cli_seconds(tmp / "cli-cache", tmp / "cli-run")
-        rows.append(row)
-        cli = row.get("cli_seconds", float("nan"))
-        print(
-            f"{i:>6} {row['open_seconds']:>6.1f} {row['job_seconds']:>6.1f} "
-            f"{row['click_to_comparison_seconds']:>14.1f} {cli:>6.1f}",
-            flush=True,
-        )
-    summary = {k: statistics.median(r[k] for r in rows) for k in rows[0] if isinstance(rows[0][k], float)}
-    if "cli_seconds" in summary:
-        summary["dashboard_over_cli"] = summary["click_to_comparison_seconds"] / summary["cli_seconds"]
-    print("medians:", {k: round(v, 2) for k, v in summary.items()})
-    if args.out:
-        payload = {
-            "command": command(),
-            "rows": rows,
-            "median": summary,
-            "environment": environment(),
+    with contextlib.ExitStack() as stack:
+        trees = {"new": ROOT}
+        if args.baseline:
+            trees = {"baseline": stack.enter_context(checkout(args.baseline)), "new": ROOT}
+        commits = {name: commit_of(tree) for name, tree in trees.items()}
+        rows: dict[str, list[dict]] = {name: [] for name in trees}
+        print(f"{'code':<9} {'repeat':>6} {'open':>6} {'job':>6} {'to comparison':>14} {'cli':>6}", flush=True)
+        for i in range(args.repeat):
+            # alternate which goes first, so that neither always meets a warmer machine
+            for name in list(trees)[:: 1 if i % 2 == 0 else -1]:
+                row = one_path(trees[name], shots if name == "new" else None, not args.no_cli)
+                rows[name].append(row)
+                cli = row.get("cli_seconds", float("nan"))
+                print(
+                    f"{name:<9} {i:>6} {row['open_seconds']:>6.1f} {row['job_seconds']:>6.1f} "
+                    f"{row['click_to_comparison_seconds']:>14.1f} {cli:>6.1f}",
+                    flush=True,
+                )
+    summary = {name: medians(r) for name, r in rows.items()}
+    for name, med in summary.items():
+        print(f"medians ({name}):", {k: round(v, 2) for k, v in med.items()})
+    payload = {"command": command(), "rows": rows["new"], "median": summary["new"], "commits": commits}
+    if args.baseline:
+        payload["baseline"] = {"rev": args.baseline, "rows": rows["baseline"], "median": summary["baseline"]}
+        payload["speedup_vs_baseline"] = {
+            k: summary["baseline"][k] / summary["new"][k]
+            for k in ("job_seconds", "click_to_comparison_seconds", "cli_seconds")
+            if k in summary["new"]
         }
-        write_result(args.out, payload)
+        ratios = {k: round(v, 2) for k, v in payload["speedup_vs_baseline"].items()}
+        print("speed-up over the baseline (median / median):", ratios)
+    if args.out:
+        write_result(args.out, {**payload, "environment": environment()})
 
 
 if __name__ == "__main__":

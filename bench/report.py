@@ -256,7 +256,10 @@ def sweep_section(name: str, s: dict, plots: Path) -> list[str]:
 
 
 def dashboard_section(name: str, d: dict) -> list[str]:
+    """The new user's path, step by step; with a baseline commit timed in the same run
+    (``--baseline``), its column and the speed-up (median / median)."""
     env, med = d["environment"], d["median"]
+    base = d.get("baseline")
     steps = [
         ("open the app and reach the Unlearn page", "open_seconds"),
         ("click Unlearn -> job finished", "job_seconds"),
@@ -266,18 +269,26 @@ def dashboard_section(name: str, d: dict) -> list[str]:
         ("  UNSIR", "unsir_seconds"),
         ("same experiment on the CLI", "cli_seconds"),
     ]
+    commit = (env["git_commit"] or "?")[:10]
     lines = [
         f"### Dashboard, a new user's path (`{name}`)",
         "",
         f"`{d['command']}`",
         "",
-        f"{env['cpu_threads']} CPU threads, CUDA {env['cuda'] or 'none'}, commit `{(env['git_commit'] or '?')[:10]}`; "
-        f"medians of {len(d['rows'])} repeat(s), each from an empty cache.",
+        f"{env['cpu_threads']} CPU threads, CUDA {env['cuda'] or 'none'}, commit `{commit}`; "
+        f"medians of {len(d['rows'])} repeat(s), each from an empty cache"
+        + (f"; the baseline `{base['rev']}` timed in the same run, alternating." if base else "."),
         "",
-        "| step | seconds |",
-        "|---|---|",
-        *(f"| {label} | {med[key]:.1f} |" for label, key in steps if key in med),
     ]
+    if base:
+        bmed = base["median"]
+        lines += ["| step | baseline s | now s | speed-up |", "|---|---|---|---|"]
+        for label, key in steps:
+            if key in med and key in bmed:
+                lines.append(f"| {label} | {bmed[key]:.1f} | {med[key]:.1f} | {bmed[key] / med[key]:.2f}x |")
+        return [*lines, ""]
+    lines += ["| step | seconds |", "|---|---|"]
+    lines += [f"| {label} | {med[key]:.1f} |" for label, key in steps if key in med]
     if "open_seconds" in med:
         total = med["open_seconds"] + med["click_to_comparison_seconds"]
         lines.append(f"| **opening to comparison** | **{total:.1f}** |")

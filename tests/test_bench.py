@@ -98,6 +98,13 @@ def test_unlearning_benchmark_and_report(tmp_path):
     readme = (results / "README.md").read_text()
     assert "## Dashboard" in readme and "| **opening to comparison** | **58.8** |" in readme
     assert "Sweep" not in readme  # a dashboard file is not taken for a sweep (both have "rows")
+    before = {**median, "job_seconds": 102.0, "click_to_comparison_seconds": 107.0}
+    compared = {**dashboard, "baseline": {"rev": "6069fc4", "rows": [{}], "median": before}}
+    (results / "dashboard.json").write_text(json.dumps(compared))  # --baseline: before and after, one run
+    run("bench/report.py", "--results", str(results), cache=tmp_path / "cache")
+    readme = (results / "README.md").read_text()
+    assert "the baseline `6069fc4` timed in the same run" in readme
+    assert "| click Unlearn -> job finished | 102.0 | 51.0 | 2.00x |" in readme
     assert f"{b['goals']['runs_over_forget_goal']} of 4 runs above the goal" in readme
     assert "### digits resnet18" in readme and "| unsir |" in readme and "| 2, 8 |" in readme
     assert (results / "plots" / "digits_resnet18.html").stat().st_size > 1000
