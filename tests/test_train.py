@@ -136,3 +136,36 @@ def test_new_recipe_fields_keep_old_cache_keys(digits, tmp_path):
     bf16 = replace(recipe, precision="bf16")
     assert "precision" not in cached(recipe)[1]["recipe"]  # keyed as before the field existed
     assert cached(bf16)[1]["recipe"]["precision"] == "bf16" and cached(bf16)[0] != cached(recipe)[0]
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_optimisers_are_fused_on_the_cpu_and_step_like_the_default_implementation(name):
+    """Every optimiser of a recipe is fused where the device has the kernel, and its updates are
+    torch's default implementation's (a frozen parameter, without a gradient, is left alone)."""
+    from unsir_core.train import make_optimizer
+
+    cfg = TrainConfig(optimizer=name, lr=0.05, weight_decay=1e-3)
+    torch.manual_seed(0)
+    fused, plain = (
+        nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)),
+        nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)),
+    )
+    plain.load_state_dict(fused.state_dict())
+    for m in (fused, plain):
+        m[0].bias.requires_grad_(False)
+    opt_fused = make_optimizer(fused, cfg)
+    assert opt_fused.defaults["fused"] is True
+    settings = {k: v for k, v in opt_fused.defaults.items() if k in ("lr", "weight_decay", "momentum", "nesterov")}
+    opt_plain = type(opt_fused)(plain.parameters(), **settings)  # torch's default implementation
+    assert opt_plain.defaults["fused"] is None
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    start = [p.detach().clone() for p in fused.parameters()]
+    for _ in range(5):
+        for m, opt in ((fused, opt_fused), (plain, opt_plain)):
+            opt.zero_grad()
+            nn.functional.cross_entropy(m(x), y).backward()
+            opt.step()
+    for a, b in zip(fused.parameters(), plain.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    moved = [not torch.equal(a, s) for a, s in zip(fused.parameters(), start, strict=True)]
+    assert moved == [True, False, True, True]  # it trained, all but the frozen bias
