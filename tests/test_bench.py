@@ -254,7 +254,7 @@ def test_recipes_benchmark_times_each_set_and_the_report_tabulates_it(tmp_path):
     r = json.loads(out.read_text())
     fast, official = r["rows"]
     assert fast["recipes"] == "fast" and not fast["scaled"] and 0.5 < fast["test_accuracy"] <= 1
-    assert fast["epochs"] == fast["recipe"]["epochs"] == 4 and fast["cached"] is False
+    assert fast["epochs"] == fast["recipe"]["epochs"] == 3 and fast["cached"] is False
     assert official["scaled"] and official["measured_epochs"] == 1 and official["test_accuracy"] is None
     run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
     readme = (tmp_path / "README.md").read_text()

@@ -84,7 +84,7 @@ def test_presets_are_declared_by_the_method():
 
     assert method_config("unsir", "cifar10", "resnet18", preset="official") == UnsirConfig.official()
     assert method_config("unsir", "digits", "resnet18") == default_unsir("digits", "resnet18")
-    assert method_config("retrain", "digits", "resnet18").epochs == 4  # the data set's recipe, not CIFAR's
+    assert method_config("retrain", "digits", "resnet18").epochs == 3  # the data set's recipe, not CIFAR's
     with pytest.raises(UnknownNameError, match="neggrad has no preset 'official'"):
         method_config("neggrad", "cifar10", "resnet18", preset="official")
 
