@@ -65,8 +65,9 @@ for m in methods:
                 "Preset",
                 presets,
                 key=f"preset-{m}",
-                help="tuned: measured defaults for this data set, model and recipe set; fast: fewer passes "
-                "(README, Presets); official: the paper's values. The fields below start from it.",
+                help="Named ways of choosing the hyper-parameters; tuned: the defaults measured for this data set, "
+                "model and recipe set. The fields below start from the preset. README, Training recipes, gives "
+                "UNSIR's (fast: fewer passes, official: the paper's values) with their measured trade-off.",
             )
         base = method_config(m, s.dataset, s.model, preset=preset, recipes=s.recipes)
         if preset != TUNED:
