@@ -35,6 +35,17 @@ def write_result(path: str | Path, payload: dict) -> None:
     write_text(path, json.dumps(payload, indent=2))
 
 
+def named_changes(item: str, flag: str) -> tuple[str, list[str]]:
+    """``NAME:FIELD=VALUE;FIELD=VALUE`` (a sweep's ``--point``, a recipe ``--variant``) ->
+    (NAME, ["FIELD=VALUE", ...]); the changes are typed later, by ``with_overrides``."""
+    from unsir_core.errors import UnsirError
+
+    name, sep, changes = item.partition(":")
+    if not sep or not name.strip():
+        raise UnsirError(f"{flag} takes NAME:FIELD=VALUE;..., got {item!r}")
+    return name.strip(), [c.strip() for c in changes.split(";") if c.strip()]
+
+
 def add_recipe_argument(p: argparse.ArgumentParser) -> None:
     """``--recipe``: the recipe set of the original and retrained models (``official``, the
     default, or ``fast``) and/or ``FIELD=VALUE`` changes to it; repeatable."""

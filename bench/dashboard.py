@@ -63,20 +63,25 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def checkout(rev: str) -> Iterator[Path]:
-    """A temporary, detached git worktree of ``rev``; removed afterwards."""
+    """A temporary, detached git worktree of commit ``rev`` (checked to be one first, so that
+    nothing the user typed reaches git as an option); removed afterwards."""
+    found = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if found.returncode != 0:
+        raise SystemExit(f"--baseline {rev!r} is not a commit of this repository")
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), rev], cwd=ROOT, check=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "-q", str(tree), found.stdout.strip()], cwd=ROOT, check=True
+        )
         try:
             yield tree
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
-
-
-def commit_of(tree: Path) -> str:
-    return subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=tree, check=True, capture_output=True, text=True
-    ).stdout.strip()
 
 
 @contextlib.contextmanager
@@ -222,7 +227,7 @@ def main() -> None:
     p.add_argument("--shots", help="folder for screenshots of the Inspect page (inspect.png, gradcam.png)")
     p.add_argument("--out", help="JSON file for the results")
     args = p.parse_args()
-    from unsir_core.provenance import environment
+    from unsir_core.provenance import environment, git_commit, git_dirty
 
     if chromium() is None:
         raise SystemExit("no Chromium binary: apt-get install -y chromium (or set UNSIR_CHROMIUM)")
@@ -233,11 +238,12 @@ def main() -> None:
         trees = {"new": ROOT}
         if args.baseline:
             trees = {"baseline": stack.enter_context(checkout(args.baseline)), "new": ROOT}
-        commits = {name: commit_of(tree) for name, tree in trees.items()}
+        commits = {name: {"commit": git_commit(tree), "dirty": git_dirty(tree)} for name, tree in trees.items()}
         rows: dict[str, list[dict]] = {name: [] for name in trees}
         print(f"{'code':<9} {'repeat':>6} {'open':>6} {'job':>6} {'to comparison':>14} {'cli':>6}", flush=True)
         for i in range(args.repeat):
-            # alternate which goes first, so that neither always meets a warmer machine
+            # alternate which goes first, so that neither always meets a warmer machine (with an odd
+            # --repeat the baseline goes first once more than the working tree)
             for name in list(trees)[:: 1 if i % 2 == 0 else -1]:
                 row = one_path(trees[name], shots if name == "new" else None, not args.no_cli)
                 rows[name].append(row)

@@ -1,7 +1,7 @@
 """Where a training step's time goes, and which memory format / compilation is fastest here.
 
     python bench/profile_step.py --model resnet18 --steps 20 --out bench/results/profile_step.json
-    python bench/profile_step.py --batch 64 --fused --steps 30 --out bench/results/profile_step_resnet18_b64_cpu.json
+    python bench/profile_step.py --batch 64 --fused --steps 40 --out bench/results/profile_step_resnet18_b64_cpu.json
 
 Times one optimiser step (forward, cross-entropy, backward, Adam) of ``--model`` on a batch of
 CIFAR-shaped inputs, for every variant side by side in one run, interleaved (variant A, B, A,
@@ -32,7 +32,7 @@ def make_variant(name: str, model_name: str, device: torch.device, compile_: boo
     model = create_model(model_name, 10, image_size=32).to(device)
     fmt = torch.channels_last if "channels_last" in name else torch.contiguous_format
     model = model.to(memory_format=fmt).train()
-    # torch's default (foreach) implementation, or the fused one the project uses (runtime.new_optimizer)
+    # torch's default implementation for the device, or the fused one the core uses (runtime.new_optimizer)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True if "fused" in name else None)
     fn = torch.compile(model) if compile_ else model
 

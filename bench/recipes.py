@@ -7,6 +7,12 @@ Every fully trained model goes to the model cache, so that later benchmarks reus
 
     python bench/recipes.py --dataset cifar10 --models resnet18 --recipes fast,official \\
         --timing-epochs official=2 --out bench/results/recipes_cifar10.json
+    python bench/recipes.py --dataset digits --recipes official --variant 2ep:epochs=2 \\
+        --variant 4ep:epochs=4 --seeds 0,1,2 --out bench/results/recipes_digits_resnet18.json
+
+``--variant NAME:FIELD=VALUE;...`` adds a recipe: the first set's with the changes (an ablation
+of one ingredient). With several ``--seeds`` every recipe trains one model per seed; the report
+gives the median time and the mean and lowest accuracy.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, replace
 
-from common import base_parser, command, write_result
+from common import base_parser, command, named_changes, write_result
 
+from unsir_core.cli import int_list
+from unsir_core.config import with_overrides
 from unsir_core.datasets import load_dataset
 from unsir_core.model_cache import trained_model
 from unsir_core.models import create_model
@@ -31,6 +39,10 @@ def main() -> None:
     p.add_argument("--models", help="comma-separated architectures (default: --model)")
     p.add_argument("--recipes", default="fast,official", help="comma-separated recipe sets (default fast,official)")
     p.add_argument("--seed", type=int, default=0, help="model seed (default 0)")
+    p.add_argument("--seeds", help="several model seeds (comma-separated; overrides --seed)")
+    p.add_argument(
+        "--variant", action="append", default=[], help="NAME:FIELD=VALUE;...: the first recipe set's recipe, changed"
+    )
     p.add_argument(
         "--timing-epochs", action="append", default=[], help="NAME=N: time N epochs of recipe set NAME and scale"
     )
@@ -39,48 +51,57 @@ def main() -> None:
     timing = {k: int(v) for k, v in (item.split("=", 1) for item in args.timing_epochs)}
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir)
+    sets = args.recipes.split(",")
+    seeds = int_list(args.seeds, "--seeds") if args.seeds else [args.seed]
+    variants = [named_changes(item, "--variant") for item in args.variant]
     rows = []
     for model_name in (args.models or args.model).split(","):
-        for name in args.recipes.split(","):
-            recipe = default_recipe(args.dataset, model_name, name)
-            if name in timing:
-                row = time_epochs(data, model_name, recipe, timing[name], device, args.seed)
-            else:
-                model, meta = trained_model(
-                    data,
-                    model_name,
-                    recipe,
-                    range(data.num_classes),
-                    device,
-                    seed=args.seed,
-                    cache_dir=default_cache_dir(),
+        recipes = {name: default_recipe(args.dataset, model_name, name) for name in sets}
+        recipes |= {name: with_overrides(recipes[sets[0]], changes) for name, changes in variants}
+        for seed in seeds:
+            for name, recipe in recipes.items():
+                if name in timing:
+                    row = time_epochs(data, model_name, recipe, timing[name], device, seed)
+                else:
+                    row = train_and_test(data, model_name, recipe, device, seed)
+                rows.append({"model": model_name, "recipes": name, "seed": seed, "recipe": asdict(recipe), **row})
+                acc = "not measured" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}"
+                scaled = " (scaled)" if row["scaled"] else ""
+                print(
+                    f"{model_name:<12} {name:<9} seed {seed} {row['seconds']:8.1f} s{scaled:<9}  test acc {acc}",
+                    flush=True,
                 )
-                logits = predict(model, data.test.images, data.normalize, device)
-                row = {
-                    "seconds": meta["seconds"],
-                    "epochs": recipe.epochs,
-                    "scaled": False,
-                    "test_accuracy": accuracy(logits, data.test.labels),
-                    "checkpoint": meta["checkpoint"],
-                    "cached": meta["cached"],
-                }
-            rows.append({"model": model_name, "recipes": name, "recipe": asdict(recipe), **row})
-            acc = "not measured" if row["test_accuracy"] is None else f"{row['test_accuracy']:.4f}"
-            scaled = " (scaled)" if row["scaled"] else ""
-            print(f"{model_name:<12} {name:<9} {row['seconds']:8.1f} s{scaled:<9}  test acc {acc}", flush=True)
     write_result(
         args.out,
         {
             "benchmark": "recipes",
             "command": command(),
             "dataset": args.dataset,
-            "seed": args.seed,
+            "seed": seeds[0],
+            "seeds": seeds,
             "device": device.type,
             "environment": environment(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "rows": rows,
         },
     )
+
+
+def train_and_test(data, model_name, recipe, device, seed) -> dict:
+    """The model of ``recipe`` and ``seed`` from the cache, or trained now: its recorded training
+    time and its test accuracy."""
+    model, meta = trained_model(
+        data, model_name, recipe, range(data.num_classes), device, seed=seed, cache_dir=default_cache_dir()
+    )
+    logits = predict(model, data.test.images, data.normalize, device)
+    return {
+        "seconds": meta["seconds"],
+        "epochs": recipe.epochs,
+        "scaled": False,
+        "test_accuracy": accuracy(logits, data.test.labels),
+        "checkpoint": meta["checkpoint"],
+        "cached": meta["cached"],
+    }
 
 
 def time_epochs(data, model_name, recipe, epochs, device, seed) -> dict:

@@ -26,13 +26,22 @@ import itertools
 import statistics
 from dataclasses import asdict, replace
 
-from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, time_retraining, write_result
+from common import (
+    add_recipe_argument,
+    base_parser,
+    command,
+    named_changes,
+    recipe_from,
+    recipe_set,
+    time_retraining,
+    write_result,
+)
 
 from unsir_core.cli import int_list
 from unsir_core.config import typed_value, with_overrides
 from unsir_core.datasets import load_dataset
 from unsir_core.errors import UnsirError
-from unsir_core.methods import method_config, unlearn
+from unsir_core.methods import TUNED, method_config, unlearn
 from unsir_core.metrics import split_accuracy
 from unsir_core.model_cache import trained_model
 from unsir_core.paths import default_cache_dir
@@ -53,13 +62,10 @@ def parse_point(item: str, method: str, dataset: str, model: str, recipes: str) 
     """``NAME:FIELD=VALUE;FIELD=VALUE`` -> (NAME, config): the method's tuned config for the
     recipe set (or the preset named by ``preset=...``) with the changes, typed as on the
     command line."""
-    name, sep, changes = item.partition(":")
-    if not sep or not name.strip():
-        raise UnsirError(f"--point takes NAME:FIELD=VALUE;..., got {item!r}")
-    items = [c.strip() for c in changes.split(";") if c.strip()]
+    name, items = named_changes(item, "--point")
     presets = [i.partition("=")[2].strip() for i in items if i.partition("=")[0].strip() == "preset"]
-    base = method_config(method, dataset, model, preset=presets[-1] if presets else "tuned", recipes=recipes)
-    return name.strip(), with_overrides(base, [i for i in items if i.partition("=")[0].strip() != "preset"])
+    base = method_config(method, dataset, model, preset=presets[-1] if presets else TUNED, recipes=recipes)
+    return name, with_overrides(base, [i for i in items if i.partition("=")[0].strip() != "preset"])
 
 
 def main() -> None:
@@ -71,7 +77,7 @@ def main() -> None:
     seed.add_argument("--seeds", help="several unlearning seeds (comma-separated)")
     p.add_argument("--model-seed", type=int, default=0, help="seed of the original model")
     p.add_argument(
-        "--preset", default="tuned", help="starting config: tuned, or one of the method's presets (UNSIR: official)"
+        "--preset", default=TUNED, help="starting config: tuned, or one of the method's presets (UNSIR: fast, official)"
     )
     p.add_argument("--grid", action="append", default=[], help="FIELD=v1,v2,... (repeatable)")
     p.add_argument(
@@ -99,7 +105,7 @@ def main() -> None:
     recipe = recipe_from(args.dataset, args.model, args.recipe)
     if args.point and args.grid:
         raise UnsirError("--point and --grid do not mix: name each config as a point")
-    if args.point and args.preset != "tuned":
+    if args.point and args.preset != TUNED:
         raise UnsirError("--preset does not apply to --point: start a point from a preset with preset=NAME")
     if args.point:
         points = [

@@ -38,7 +38,7 @@ from unsir_core.datasets import load_dataset
 from unsir_core.errors import UnsirError
 from unsir_core.evaluation import EvalContext, EvalSplits, extra_metrics
 from unsir_core.experiment import ExperimentConfig
-from unsir_core.methods import get_method, method_config, unlearn
+from unsir_core.methods import TUNED, get_method, method_config, unlearn
 from unsir_core.metrics import split_accuracy
 from unsir_core.model_cache import trained_model
 from unsir_core.paths import default_cache_dir
@@ -65,9 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="0", help="unlearning seeds (Dr_sub, noise, batch order)")
     p.add_argument("--model-seed", type=int, default=0, help="seed of the original (and retrained) model")
     p.add_argument("--methods", default="unsir,finetune,neggrad,fisher")
-    p.add_argument(
-        "--preset", choices=sorted(get_method("unsir").presets), default="tuned", help="UNSIR starting config"
-    )
+    p.add_argument("--preset", choices=get_method("unsir").preset_names(), default=TUNED, help="UNSIR starting config")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="UNSIR config override")
     add_recipe_argument(p)
     p.add_argument("--metrics", default="", help="extra metrics per run: relearn, mia (comma-separated)")

@@ -324,7 +324,6 @@ def test_the_noise_question_runs_unsir_and_its_ablations_in_one_job():
 
 def test_a_preset_chosen_on_the_unlearn_page_is_what_the_job_runs(monkeypatch):
     import ui.jobs
-
     from unsir_core.unsir import FAST_CHANGES
 
     submitted = []
@@ -335,11 +334,18 @@ def test_a_preset_chosen_on_the_unlearn_page_is_what_the_job_runs(monkeypatch):
     preset.set_value("fast").run()
     assert not at.exception
     shown = {w.label: w.value for w in at.number_input}
-    assert shown["noise_steps"] == FAST_CHANGES["noise_steps"] and shown["frozen_stages"] == 3  # the preset's
+    assert (
+        (shown["noise_steps"], shown["dr_sub_per_class"])
+        == (10, 500)
+        == (  # the preset's, not tuned's
+            FAST_CHANGES["noise_steps"],
+            FAST_CHANGES["dr_sub_per_class"],
+        )
+    )
     next(w for w in at.number_input if w.label == "impair_lr").set_value(0.0007).run()  # a change on top
     at.checkbox[0].check().run()  # and the noise ablations, which take UNSIR's config
     at.button[0].click().run()
     assert not at.exception and len(submitted) == 1
     for name in ("unsir", "unsir_random_noise"):
         cfg = submitted[0].method_config(name)
-        assert (cfg.frozen_stages, cfg.dr_sub_per_class, cfg.impair_lr) == (3, 500, 0.0007)
+        assert (cfg.noise_steps, cfg.dr_sub_per_class, cfg.impair_lr) == (10, 500, 0.0007)

@@ -105,6 +105,8 @@ def test_unlearning_benchmark_and_report(tmp_path):
     readme = (results / "README.md").read_text()
     assert "the baseline `6069fc4` timed in the same run" in readme
     assert "| click Unlearn -> job finished | 102.0 | 51.0 | 2.00x |" in readme
+    # 5.25 + 107 against 5.25 + 53.5
+    assert "| **opening to comparison** | **112.2** | **58.8** | **1.91x** |" in readme
     assert f"{b['goals']['runs_over_forget_goal']} of 4 runs above the goal" in readme
     assert "### digits resnet18" in readme and "| unsir |" in readme and "| 2, 8 |" in readme
     assert (results / "plots" / "digits_resnet18.html").stat().st_size > 1000
@@ -259,6 +261,28 @@ def test_recipes_benchmark_times_each_set_and_the_report_tabulates_it(tmp_path):
     run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
     readme = (tmp_path / "README.md").read_text()
     assert "### Training recipes (`recipes.json`)" in readme and "(scaled from 1)" in readme
+
+
+def test_recipes_benchmark_trains_variants_over_seeds(tmp_path):
+    out = tmp_path / "variants.json"
+    args = "--dataset digits --recipes official --timing-epochs official=1 --variant 1ep:epochs=1;lr=0.002"
+    run("bench/recipes.py", *args.split(), "--seeds", "0,1", "--out", str(out), cache=tmp_path / "cache")
+    r = json.loads(out.read_text())
+    assert [(row["recipes"], row["seed"]) for row in r["rows"]] == [
+        ("official", 0),
+        ("1ep", 0),
+        ("official", 1),
+        ("1ep", 1),
+    ]
+    one = [row for row in r["rows"] if row["recipes"] == "1ep"]
+    assert all(row["recipe"]["epochs"] == 1 and row["recipe"]["lr"] == 0.002 for row in one)  # the change, typed
+    assert one[0]["recipe"]["batch_size"] == r["rows"][0]["recipe"]["batch_size"]  # on the first set's recipe
+    assert one[0]["checkpoint"] != one[1]["checkpoint"]  # a model per seed
+    run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
+    readme = (tmp_path / "README.md").read_text()
+    mean = 100 * sum(row["test_accuracy"] for row in one) / 2
+    low = 100 * min(row["test_accuracy"] for row in one)
+    assert f"| {mean:.2f} ({low:.2f}) |" in readme and "model seed(s) 0, 1" in readme
 
 
 def test_recipe_argument_names_a_set_and_changes_fields(monkeypatch):

@@ -169,3 +169,16 @@ def test_optimisers_are_fused_on_the_cpu_and_step_like_the_default_implementatio
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     moved = [not torch.equal(a, s) for a, s in zip(fused.parameters(), start, strict=True)]
     assert moved == [True, False, True, True]  # it trained, all but the frozen bias
+
+
+def test_optimisers_keep_torchs_default_where_there_is_no_fused_kernel():
+    from unsir_core.runtime import new_optimizer
+
+    meta = nn.Linear(2, 2, device="meta")  # a device without the fused kernel
+    assert new_optimizer(torch.optim.Adam, meta.parameters(), lr=0.1).defaults["fused"] is None
+    groups = [{"params": [nn.Linear(2, 2).weight]}, {"params": meta.parameters(), "lr": 0.01}]
+    sgd = new_optimizer(torch.optim.SGD, groups, lr=0.1)
+    assert sgd.defaults["fused"] is None  # every group counts ...
+    assert [len(g["params"]) for g in sgd.param_groups] == [1, 2]  # ... and keeps its parameters
+    cpu = nn.Linear(2, 2)
+    assert new_optimizer(torch.optim.Adam, cpu.parameters(), lr=0.1, foreach=False).defaults["fused"] is None

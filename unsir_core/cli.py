@@ -22,7 +22,7 @@ from .datasets import list_datasets, load_dataset
 from .errors import UnsirError
 from .evaluation import list_metrics
 from .experiment import ExperimentConfig, run_experiment, train_reference_models
-from .methods import get_method, list_methods, method_config, parse_method_overrides
+from .methods import TUNED, get_method, list_methods, method_config, parse_method_overrides
 from .model_cache import trained_model
 from .models import list_models
 from .paths import default_cache_dir
@@ -89,10 +89,11 @@ def _add_unsir(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("UNSIR hyper-parameters (override the preset)")
     g.add_argument(
         "--preset",
-        choices=list(get_method("unsir").presets),
-        default="tuned",
-        help="tuned: this project's defaults for the data set, model and --recipe set; official: the paper "
-        "notebook's values (default tuned)",
+        choices=get_method("unsir").preset_names(),
+        default=TUNED,
+        help="tuned: this project's defaults for the data set, model and --recipe set; fast: those with fewer "
+        "passes (500 per class in Dr_sub, 1 repair epoch, 10 noise steps, 3 stages frozen; README, Training "
+        "recipes); official: the paper notebook's values (default tuned)",
     )
     for name, default, help_text in knobs(UnsirConfig):
         flag = "--" + _RENAMED.get(name, name).replace("_", "-")

@@ -16,12 +16,7 @@ def environment() -> dict:
     """Library versions, machine and git commit, recorded with every result."""
     import torchvision
 
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
+    commit = git_commit(Path(__file__).parent)
     return {
         "unsir_core": __version__,
         "python": sys.version.split()[0],
@@ -30,5 +25,26 @@ def environment() -> dict:
         "platform": platform.platform(),
         "cpu_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "git_commit": commit or None,
+        "git_commit": commit,
+        "git_dirty": git_dirty(Path(__file__).parent),
     }
+
+
+def git_commit(folder: Path) -> str | None:
+    """The commit checked out in the git work tree holding ``folder``; None outside git."""
+    return _git(folder, "rev-parse", "HEAD") or None
+
+
+def git_dirty(folder: Path) -> bool | None:
+    """Whether that work tree has uncommitted changes to tracked files (so that a result
+    measured on it is not quite its commit's); None outside git."""
+    if git_commit(folder) is None:
+        return None
+    return bool(_git(folder, "status", "--porcelain", "--untracked-files=no"))
+
+
+def _git(folder: Path, *args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -77,19 +77,29 @@ def synchronize(device: torch.device) -> None:
 
 # --- optimisers -------------------------------------------------------------------------------
 
-# Devices where torch's optimisers have a fused implementation (the whole update in one kernel
-# rather than a few per parameter tensor). One training step of the digits ResNet18 at batch 64
-# on 2 CPU cores: 0.108 s fused against 0.123 s (bench/results/profile_step_resnet18_b64_cpu.json).
+# Devices whose optimisers are fused here (the whole update in one kernel rather than a loop
+# over parameter tensors): the CPU, where it was measured faster (one training step of the digits
+# ResNet18 at batch 64 on 2 cores: 0.108 s fused against 0.123 s,
+# bench/results/profile_step_resnet18_b64_cpu.json), and CUDA, torch's own fast path. Other
+# devices (MPS, XPU) keep torch's default until measured.
 FUSED_DEVICES = ("cpu", "cuda")
 
 
-def new_optimizer(cls: type[torch.optim.Optimizer], params, **kwargs) -> torch.optim.Optimizer:
-    """``cls(params, **kwargs)`` (Adam, AdamW, SGD), fused when every parameter is a floating
-    point tensor on a device that has the fused kernel; else torch's default implementation.
-    Every optimiser of the project is made here."""
-    params = list(params)
-    fused = all(p.device.type in FUSED_DEVICES and p.is_floating_point() for p in params)
-    return cls(params, fused=True if fused else None, **kwargs)
+def new_optimizer(
+    cls: type[torch.optim.Optimizer], params: Iterable[torch.Tensor] | Iterable[dict], **kwargs
+) -> torch.optim.Optimizer:
+    """``cls(params, **kwargs)`` (Adam, AdamW, SGD), fused when every parameter (of every
+    parameter group) is a floating point tensor on a device of :data:`FUSED_DEVICES`; else
+    torch's default implementation, as when the caller says ``fused`` or ``foreach`` itself.
+    Every optimiser of the core is made here (bench/notebook.py, the official notebook as it
+    was, keeps its own)."""
+    params = [{**p, "params": list(p["params"])} if isinstance(p, dict) else p for p in params]
+    tensors = [t for p in params for t in (p["params"] if isinstance(p, dict) else [p])]
+    if "fused" not in kwargs and "foreach" not in kwargs:
+        kwargs["fused"] = (
+            True if all(t.device.type in FUSED_DEVICES and t.is_floating_point() for t in tensors) else None
+        )
+    return cls(params, **kwargs)
 
 
 # --- numeric precision ------------------------------------------------------------------------

@@ -116,10 +116,11 @@ UNSIR_DEFAULTS: dict[tuple[str, str], UnsirConfig] = {
     # digits has ~130 training images per class: Dr_sub is all of them and batches of 64 give
     # the epochs enough steps. On this tiny set an impair at the CIFAR lr costs 5-9 points of
     # retain accuracy, and noise-skewed BatchNorm statistics cost a few more: a gentler impair
-    # with frozen BatchNorm statistics keeps retain within ~4 points (bench/sweep.py).
+    # with frozen BatchNorm statistics did better (bench/sweep.py), but on the 3-epoch digits
+    # ResNet18 it still loses 3.7 points median, 12.1 on the worst of 30 runs.
     ("digits", "*"): _DIGITS,
     # On the digits ResNet18 the first three stages frozen and one repair epoch instead of three
-    # keep more of the retained classes (-1.6 points median, worst run -4.6, against -3.7 and
+    # keep more of the retained classes (-1.5 points median, worst run -4.6, against -3.7 and
     # -12.1) in half the time (6.4 s against 13.1 s; every class x 3 seeds,
     # bench/results/sweep_digits_resnet18_levers.json). The other models are not measured.
     ("digits", "resnet18"): replace(_DIGITS, frozen_stages=3, repair_epochs=1),
@@ -158,13 +159,13 @@ def default_unsir(dataset: str, model: str, recipes: str = "official") -> UnsirC
 
 
 # The "fast" preset: the tuned config with the levers that bought speed without costing quality
-# on the fast-recipe CIFAR-10 ResNet18 (cat, dog, truck, seed 0;
-# bench/results/sweep_cifar10_resnet18_fast_{levers,presets}.json): a quarter of Dr_sub (500 per
-# class), one repair epoch, 10 noise steps and the first three stages frozen (their outputs on
-# Dr_sub and the noise computed once): 9.8 s against 80 s, retained accuracy +0.7 points
-# against the tuned +1.4, forget 0.0 %. bf16 (``precision``) takes it to 7.5 s on a CPU with
-# AVX512-BF16 but is left to the user: not every device runs it fast. Distillation did not help
-# with a small Dr_sub (-2.2 points against -1.3 without it).
+# on the fast-recipe CIFAR-10 ResNet18: a quarter of Dr_sub (500 per class), one repair epoch, 10
+# noise steps and the first three stages frozen (their outputs on Dr_sub and the noise computed
+# once). On every class x 3 seeds: forget <= 0.2 %, retained +0.26 points median, worst run
+# -0.60, 9.7 s against the tuned 80 s (bench/results/sweep_cifar10_resnet18_fast_all.json; the
+# levers one at a time: sweep_cifar10_resnet18_fast_{levers,presets}.json). bf16 (``precision``)
+# is left to the user: 7.5 s against 9.8 s in one run, 10.4 s against 9.7 s in the next.
+# Distillation did not help with a small Dr_sub (-2.2 points against -1.3 without it).
 FAST_CHANGES = {"dr_sub_per_class": 500, "repair_epochs": 1, "noise_steps": 10, "frozen_stages": 3}
 
 
