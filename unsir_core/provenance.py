@@ -38,13 +38,14 @@ def git_commit(folder: Path) -> str | None:
 def git_dirty(folder: Path) -> bool | None:
     """Whether that work tree has uncommitted changes to tracked files (so that a result
     measured on it is not quite its commit's); None outside git."""
-    if git_commit(folder) is None:
-        return None
-    return bool(_git(folder, "status", "--porcelain", "--untracked-files=no"))
+    status = _git(folder, "status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
 
 
-def _git(folder: Path, *args: str) -> str:
+def _git(folder: Path, *args: str) -> str | None:
+    """``git ARGS`` run in ``folder``: its output, or None when git fails (e.g. not a work tree)."""
     try:
-        return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=5).stdout.strip()
+        done = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
-        return ""
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
