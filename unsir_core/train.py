@@ -70,9 +70,12 @@ def train_one_epoch(
     freeze_bn: bool = False,
     precision: str = "fp32",
     scaler: torch.amp.GradScaler | None = None,
+    loss_fn: Callable[..., torch.Tensor] = batch_loss,
 ) -> EpochStats:
     """One pass of training over ``loader`` in train mode. Batches are ``(x, target)`` or
-    ``(x, target, weight)`` with normalised inputs x; see :func:`batch_loss`. ``precision``:
+    ``(x, target, weight)`` with normalised inputs x; see :func:`batch_loss`. A method with
+    another loss passes ``loss_fn(logits, target, *extra)``, called with the batch's further
+    tensors (e.g. a teacher's logits for SCRUB), all on ``device``. ``precision``:
     fp32, or bf16 / fp16 autocast for the forward pass (the loss is taken in fp32; fp16 scales
     the gradients with ``scaler``: pass the same one to every epoch of a run, so that its scale,
     learned from overflows, carries over; a new one is made when none is given).
@@ -91,11 +94,11 @@ def train_one_epoch(
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
-    for step, (x, y, *weight) in enumerate(loader):
+    for step, (x, y, *extra) in enumerate(loader):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast(device, precision):
             logits = model(x).float()  # a no-op in fp32
-        loss = batch_loss(logits, y, weight[0].to(device) if weight else None)
+        loss = loss_fn(logits, y, *(e.to(device) for e in extra))
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"{phase}: the loss became {loss.item()} at step {step}; lower the learning rate. "
