@@ -6,7 +6,8 @@
 - ``neggrad``: gradient ascent on forget data with descent on retained data (NegGrad+,
   Kurmanji et al. 2023): loss = CE(retain) - ascent_weight * min(CE(forget), ascent_cap).
 - ``fisher``: Fisher forgetting (Golatkar et al. 2020): Gaussian noise scaled by the inverse
-  diagonal Fisher information of the retained data, and the forget classes' output rows reset.
+  diagonal Fisher information of the retained data, and the forget classes' output rows reset;
+  the noise scale is searched on held-out retained data unless given.
 - ``amnesiac``: train on retained data plus forget data relabelled with random other classes
   (Graves et al. 2021).
 - ``bad_teacher``: distil from the original (competent teacher) on retained data and from a
@@ -28,12 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import Knobs, knob
-from .data import batches, paired_batches
+from .data import ImageTensors, batches, paired_batches
 from .methods import UnlearningTask, UnlearnResult, register_method
 from .models import create_model
 from .recipes import TrainConfig, default_recipe
 from .runtime import new_optimizer, step_counter
-from .train import fit, train_one_epoch
+from .train import accuracy, fit, predict, train_one_epoch
 
 Batch = tuple[torch.Tensor, ...]  # (normalised x, target) or (x, target, per-sample weight)
 
@@ -200,29 +201,31 @@ def bad_teacher(task: UnlearningTask, cfg: BadTeacherConfig) -> UnlearnResult:
 # --- Fisher forgetting ---------------------------------------------------------------------
 
 
+# Noise scales the search tries, largest first: 1e-3 down to 1e-11 in half decades.
+FISHER_ALPHAS = tuple(10 ** (-3 - k / 2) for k in range(17))
+
+
 @dataclass(frozen=True)
 class FisherConfig(Knobs):
     samples: int = knob(1000, "retained training samples used to estimate the diagonal Fisher", min=1)
-    alpha: float = knob(1e-6, "noise scale: variance = alpha / Fisher (clamped)", min=0)
+    alpha: float = knob(
+        0.0, "noise scale: variance = alpha / Fisher (clamped); 0: the largest that keeps held-out accuracy", min=0
+    )
+    tolerance: float = knob(
+        0.02, "alpha search: held-out retained accuracy may fall this much below the noiseless model's", min=0, max=1
+    )
+    holdout: int = knob(1000, "alpha search: retained training samples, apart from the Fisher's, that judge", min=1)
     max_variance: float = knob(1e3, "upper clamp of 1 / Fisher before scaling", above=0)
     chunk: int = knob(32, "samples per vectorised per-sample-gradient pass (memory vs speed)", min=1)
 
 
-@register_method(
-    "fisher", FisherConfig, reads_forget=False, summary="noise scaled by the inverse Fisher of retained data"
-)
-def fisher(task: UnlearningTask, cfg: FisherConfig) -> UnlearnResult:
-    """Diagonal empirical Fisher from per-sample gradients (torch.func, eval-mode BatchNorm),
-    then ``w <- w + sqrt(alpha * min(1/F, max_variance)) * N(0, 1)`` per parameter, with the
-    variance of weight matrices averaged per output unit and ten times larger for the
-    classifier head and normalisation layers (as in Golatkar et al.'s code); the head rows of
-    the forget classes are set to 0 (plus small noise)."""
+def _diagonal_fisher(
+    model: nn.Module, task: UnlearningTask, subset: ImageTensors, chunk: int
+) -> dict[str, torch.Tensor]:
+    """Mean over ``subset`` of each parameter's squared per-sample gradient (torch.func,
+    ``model`` in eval mode so BatchNorm uses its running statistics)."""
     from torch.func import functional_call, grad, vmap
 
-    start = time.perf_counter()
-    model = _copy(task).eval()
-    gen = torch.Generator().manual_seed(task.seed)
-    subset = task.retain.subset(torch.randperm(len(task.retain), generator=gen)[: cfg.samples])
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
 
@@ -231,29 +234,82 @@ def fisher(task: UnlearningTask, cfg: FisherConfig) -> UnlearnResult:
         return F.cross_entropy(out, y.unsqueeze(0))
 
     per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
-    fisher_diag = {k: torch.zeros_like(v) for k, v in params.items()}
-    tick = step_counter(task.progress, "fisher", math.ceil(len(subset) / cfg.chunk))
-    for x, y in batches(subset.images, subset.labels, cfg.chunk):
-        grads = per_sample(params, task.normalize(x.to(task.device)), y.to(task.device))
-        for k, g in grads.items():
-            fisher_diag[k] += g.pow(2).sum(0)
+    total = {k: torch.zeros_like(v) for k, v in params.items()}
+    tick = step_counter(task.progress, "fisher", math.ceil(len(subset) / chunk))
+    for x, y in batches(subset.images, subset.labels, chunk):
+        for k, g in per_sample(params, task.normalize(x.to(task.device)), y.to(task.device)).items():
+            total[k] += g.pow(2).sum(0)
         tick()
+    return {k: t / len(subset) for k, t in total.items()}
+
+
+@register_method(
+    "fisher", FisherConfig, reads_forget=False, summary="noise scaled by the inverse Fisher of retained data"
+)
+def fisher(task: UnlearningTask, cfg: FisherConfig) -> UnlearnResult:
+    """Diagonal empirical Fisher of ``samples`` retained samples, then ``w <- w + sqrt(alpha *
+    min(1/F, max_variance)) * N(0, 1)`` per parameter, with the variance of weight matrices
+    averaged per output unit and ten times larger for the classifier head and normalisation
+    layers (as in Golatkar et al.'s code); the head rows of the forget classes are set to 0
+    (plus small noise).
+
+    The noise's effect depends on the Fisher's magnitude, so on the model and its recipe: with
+    ``alpha`` 0 it is chosen by a search that reads retained data only. One noise draw is
+    scaled by each alpha of :data:`FISHER_ALPHAS` (bisection, assuming accuracy falls as alpha
+    grows); the largest whose accuracy on ``holdout`` other retained training samples is within
+    ``tolerance`` of the model without noise (forget rows reset) wins. Each alpha tried is in
+    the result's history."""
+    start = time.perf_counter()
+    model = _copy(task).eval()
+    gen = torch.Generator().manual_seed(task.seed)
+    order = torch.randperm(len(task.retain), generator=gen)
+    subset = task.retain.subset(order[: cfg.samples])
+    fisher_diag = _diagonal_fisher(model, task, subset, cfg.chunk)
+    estimated = time.perf_counter()
 
     forget = list(task.forget_classes)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            var = (1.0 / (fisher_diag[name] / len(subset) + 1e-8)).clamp(max=cfg.max_variance)
-            is_head = p.shape[0] == task.num_classes
-            if is_head:
-                var = var.clamp(max=1e2)
-            var = cfg.alpha * var
-            if p.ndim > 1:
-                var = var.flatten(1).mean(1).view(-1, *([1] * (p.ndim - 1))).expand_as(p).clone()
-            mu = p.clone()
-            if is_head:
-                mu[forget] = 0
-                var[forget] = 1e-4
-            if is_head or p.ndim == 1:
-                var = var * 10
-            p.copy_(mu + var.sqrt() * torch.randn(p.shape, generator=gen).to(p.device))
-    return _result(model, start, "fisher")
+    plan = []  # (parameter, its original value, variance per unit alpha, fixed variance, its draw)
+    for name, p in model.named_parameters():
+        var = (1.0 / (fisher_diag[name] + 1e-8)).clamp(max=cfg.max_variance)
+        is_head = p.shape[0] == task.num_classes
+        if is_head:
+            var = var.clamp(max=1e2)
+        if p.ndim > 1:
+            var = var.flatten(1).mean(1).view(-1, *([1] * (p.ndim - 1))).expand_as(p).clone()
+        mu, fixed = p.detach().clone(), torch.zeros_like(p)
+        if is_head:
+            mu[forget], var[forget], fixed[forget] = 0, 0, 1e-4  # not scaled by alpha
+        if is_head or p.ndim == 1:
+            var, fixed = var * 10, fixed * 10
+        plan.append((p, mu, var, fixed, torch.randn(p.shape, generator=gen).to(p.device)))
+
+    @torch.no_grad()
+    def apply(alpha: float) -> None:
+        for p, mu, var, fixed, draw in plan:
+            p.copy_(mu + (alpha * var + fixed).sqrt() * draw)
+
+    history = []
+    alpha = cfg.alpha
+    if alpha == 0:
+        judge = task.retain.subset(order[cfg.samples : cfg.samples + cfg.holdout])
+        judge = judge if len(judge) else subset  # a retained set too small to hold samples apart
+
+        def held_out_accuracy(a: float) -> float:
+            apply(a)
+            acc = accuracy(predict(model, judge.images, task.normalize, task.device), judge.labels)
+            history.append({"phase": "alpha_search", "alpha": a, "held_out_accuracy": acc})
+            return acc
+
+        floor = held_out_accuracy(0.0) - cfg.tolerance
+        low, high = 0, len(FISHER_ALPHAS)  # FISHER_ALPHAS[high:] pass; find the first that does
+        while low < high:
+            mid = (low + high) // 2
+            if held_out_accuracy(FISHER_ALPHAS[mid]) >= floor:
+                high = mid
+            else:
+                low = mid + 1
+        alpha = FISHER_ALPHAS[high] if high < len(FISHER_ALPHAS) else 0.0
+        history.append({"phase": "alpha_search", "chosen_alpha": alpha, "floor": floor})
+    apply(alpha)
+    seconds = time.perf_counter() - start
+    return UnlearnResult(model, seconds, {"fisher": estimated - start, "noise": seconds - estimated}, history)
