@@ -18,15 +18,19 @@ SMALL = {
     "unsir_no_noise": {"dr_sub_per_class": 40},
     "retrain": {"epochs": 1, "batch_size": 64, "lr": 1e-3, "grad_clip_value": None, "scheduler": "none"},
     "finetune": {"epochs": 1, "lr": 0.005},
-    "fisher": {"samples": 64},
+    "fisher": {"samples": 64, "holdout": 200},
+    "random_labels": {"epochs": 1},
+    "salun": {"epochs": 1},
+    "scrub": {"rounds": 1},
 }
 
 
 def test_registry_has_the_papers_baselines_and_declares_glance():
     names = set(list_methods())
     assert {"unsir", "retrain", "finetune", "neggrad", "fisher"} <= names
-    assert len(names & {"amnesiac", "bad_teacher", "scrub", "ssd"}) >= 2
-    assert not get_method("unsir").reads_forget and get_method("neggrad").reads_forget
+    assert {"amnesiac", "bad_teacher", "random_labels", "scrub", "ssd", "salun"} <= names
+    assert not get_method("unsir").reads_forget and not get_method("fisher").reads_forget
+    assert all(get_method(n).reads_forget for n in ("neggrad", "random_labels", "scrub", "ssd", "salun"))
     with pytest.raises(UnknownNameError, match="unknown method 'magic'"):
         get_method("magic")
 
@@ -37,9 +41,25 @@ def test_every_method_runs_on_a_copy_and_reports_time(name, digits, trained_digi
     cfg = method_config(name, "digits", "resnet18", SMALL.get(name))
     result = unlearn(name, trained_digits_model, "resnet18", digits, (3,), CPU, cfg, seed=0)
     assert state_equal(before, trained_digits_model)
+    assert not state_equal(result.model, trained_digits_model)  # it did change the copy
     assert result.seconds > 0
     acc = accuracy_report(result.model, digits, [3], CPU)
     assert 0 <= acc["forget_acc"] <= 1 and 0 <= acc["retain_acc"] <= 1
+
+
+@pytest.mark.parametrize("name", [m for m in list_methods() if get_method(m).reads_forget])
+def test_a_method_reading_forget_data_gets_it_only_by_declaring_so(name, digits, trained_digits_model, monkeypatch):
+    """Declared zero-glance, a method that needs forget samples has none to read: the task has
+    no forget set and the guard refuses any other way to the forget classes' images."""
+    from dataclasses import replace
+
+    from unsir_core import methods as registry
+
+    monkeypatch.setitem(registry._METHODS, name, replace(get_method(name), reads_forget=False))
+    cfg = method_config(name, "digits", "resnet18", SMALL.get(name))
+    with pytest.raises(Exception) as caught:
+        unlearn(name, trained_digits_model, "resnet18", digits, (3,), CPU, cfg, seed=0)
+    assert "NoneType" in str(caught.value) or caught.type.__name__ == "ZeroGlanceViolation", caught.value
 
 
 def test_zero_glance_methods_never_receive_forget_samples(digits, trained_digits_model, monkeypatch):

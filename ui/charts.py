@@ -23,8 +23,12 @@ COLOURS = {
     "fisher": "#72b7b2",
     "amnesiac": "#9d755d",
     "bad_teacher": "#bab0ac",
+    "random_labels": "#eeca3b",
+    "salun": "#17becf",
+    "scrub": "#8c564b",
+    "ssd": "#bcbd22",
 }
-OTHERS = ["#eeca3b", "#17becf", "#8c564b", "#7f7f7f", "#bcbd22", "#1f77b4"]
+OTHERS = ["#7f7f7f", "#1f77b4", "#d62728", "#9467bd", "#e377c2", "#2ca02c"]
 
 
 def colour(name: str) -> str:

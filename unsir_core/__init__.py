@@ -26,6 +26,8 @@ from .train import fit, train_one_epoch  # noqa: E402
 # isort: off
 from .unsir import UnsirConfig, impair, learn_noise, repair, unsir  # noqa: E402
 from . import baselines  # noqa: E402, F401
+from . import relabel  # noqa: E402, F401
+from . import scrub  # noqa: E402, F401
 from . import ssd  # noqa: E402, F401
 # isort: on
 
