@@ -181,7 +181,38 @@ def summarise(classes: list[dict]) -> dict:
             "gap_to_retrained": gap,
             "unsir_seed_sd": {k: seed_sd("unsir", k) for k in keys},
         }
-    return {"models": models, "unsir_minus": comparisons}
+    return {"models": models, "unsir_minus": comparisons, **closest_to_retrained(runs, names, keys)}
+
+
+def closest_to_retrained(runs: dict[tuple, dict[str, dict]], names: list[str], keys: list[str]) -> dict:
+    """Per method and figure, the mean over runs of ``|method - retrained|`` (the retrained
+    model of the same class; runs where either is missing left out) with its spread; and per
+    figure, the method with the smallest mean gap (``closest``). Wall time is not a distance."""
+    gaps = {}
+    for name in names:
+        if name in ("original", "retrained"):
+            continue
+        gaps[name] = {
+            k: spread(
+                [
+                    abs(m[name][k] - m["retrained"][k])
+                    for m in runs.values()
+                    if name in m and "retrained" in m and _number(m[name].get(k)) and _number(m["retrained"].get(k))
+                ]
+            )
+            for k in keys
+            if k not in NOT_TESTED
+        }
+    closest = {}
+    for k in keys:
+        ranked = sorted((g[k]["mean"], name) for name, g in gaps.items() if g.get(k))
+        if ranked:
+            closest[k] = {
+                "method": ranked[0][1],
+                "gap": ranked[0][0],
+                "runner_up": ranked[1][1] if len(ranked) > 1 else None,
+            }
+    return {"to_retrained": gaps, "closest": closest}
 
 
 TABLE_KEYS = [
@@ -211,6 +242,22 @@ def print_table(summary: dict, keys: list[str]) -> None:
         ]
         print(f"{'unsir - ' + ablation[6:]:<20}" + "".join(f"{c:>16}" for c in cells))
     print("(unsir - ablation: mean paired difference over (class, seed); * significant, paired t-test, Holm-corrected)")
+    gaps = summary.get("to_retrained") or {}
+    if gaps:
+        shown = [k for k in keys if k not in NOT_TESTED]
+        print(f"\n{'|x - retrained|':<20}" + "".join(f"{k[:14]:>16}" for k in shown) + f"{'seconds':>16}")
+        for name, figs in gaps.items():
+            cells = [f"{figs[k]['mean']:.3f}" if figs.get(k) else "-" for k in shown]
+            secs = (summary["models"].get(name) or {}).get("seconds")
+            print(
+                f"{name:<20}"
+                + "".join(f"{c:>16}" for c in cells)
+                + (f"{secs['mean']:>16.1f}" if secs else f"{'-':>16}")
+            )
+        print(
+            "closest to the retrained model: "
+            + "; ".join(f"{k} {c['method']} ({c['gap']:.3f})" for k, c in summary["closest"].items() if k in shown)
+        )
 
 
 def resummarise(path: str) -> None:

@@ -378,7 +378,33 @@ def audit_section(name: str, a: dict) -> list[str]:
             sd = "-" if sd is None else _fmt(sd, kind)
             lines.append(f"| {label} | {_fmt(d['mean'], kind)} | {ci} | {p} | {by_class} | {gap} | {sd} |")
         lines.append("")
-    return lines
+    return lines + closest_lines(a)
+
+
+def closest_lines(a: dict) -> list[str]:
+    """Each method's mean distance |method - retrained| per figure (same class and seed), the
+    closest in bold, and its mean wall time: who comes closest to the gold standard, at what cost."""
+    gaps = a.get("to_retrained")
+    if not gaps:
+        return []
+    shown = [(k, label, kind) for k, label, kind in AUDIT_FIGURES if k != "seconds"]
+    lines = [
+        "Distance to the retrained model, |method - retrained| averaged over the (class, seed) runs "
+        "(**bold**: the closest method on that figure), and each method's mean wall time.",
+        "",
+        "| method | " + " | ".join(label for _, label, _ in shown) + " | seconds |",
+        "|---|" + "---|" * (len(shown) + 1),
+    ]
+    for name, figs in gaps.items():
+        cells = []
+        for key, _, kind in shown:
+            f = figs.get(key)
+            best = (a.get("closest") or {}).get(key, {}).get("method") == name
+            cells.append("-" if not f else f"**{_fmt(f['mean'], kind)}**" if best else _fmt(f["mean"], kind))
+        secs = (a["models"].get(name) or {}).get("seconds")
+        time_cell = "-" if not secs else f"{secs['mean']:.1f}"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {time_cell} |")
+    return [*lines, ""]
 
 
 def recipes_section(name: str, r: dict) -> list[str]:

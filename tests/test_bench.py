@@ -218,6 +218,12 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     assert diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1] and 0 <= diff["p"] <= 1 and "significant" in diff
     assert set(comparison) == {"difference", "difference_by_class", "gap_to_retrained", "unsir_seed_sd"}
     assert comparison["difference_by_class"]["retain_acc"] is None  # one class: nothing to pair by class
+    # every method's distance to the retrained model of the same run, and the closest per figure
+    gap = sum(abs(runs[s]["unsir"]["retain_acc"] - runs[s]["retrained"]["retain_acc"]) for s in (0, 1)) / 2
+    assert b["to_retrained"]["unsir"]["retain_acc"]["mean"] == pytest.approx(gap)
+    assert set(b["to_retrained"]) == {"unsir", "unsir_no_noise"}  # not the original nor the reference itself
+    closest = min(("unsir", "unsir_no_noise"), key=lambda n: b["to_retrained"][n]["forget_acc"]["mean"])
+    assert b["closest"]["forget_acc"]["method"] == closest and "seconds" not in b["closest"]
     assert "significant" not in (comparison["difference"]["seconds"] or {})  # seconds: reported, not tested
     assert "unsir_random_noise" not in b["unsir_minus"] and b["method_configs"]["unsir_no_noise"]["noise_steps"] == 5
     assert (tmp_path / "runs" / "digits-resnet18-forget3" / "metrics.json").is_file()
@@ -244,6 +250,7 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
     readme = (tmp_path / "README.md").read_text()
     assert "### Audit: digits resnet18" in readme and "UNSIR minus `unsir_no_noise`" in readme
+    assert "Distance to the retrained model" in readme and "| unsir_no_noise |" in readme
     row = next(line for line in readme.splitlines() if line.startswith("| retrained |"))
     assert "1.000 ± 0.000" in row  # ToW of the retrained model against itself
 
