@@ -167,6 +167,7 @@ def main() -> None:
                 "original_retain_acc": o_retain,
                 "seconds": result.seconds,
                 "phases": result.phases,
+                "history": result.history,  # e.g. UNSIR's epochs, the alphas Fisher's search tried
             }
             rows.append(row)
             print(
