@@ -24,21 +24,26 @@ def test_defaults_are_the_official_codes():
 
 def test_the_mask_keeps_the_weights_with_the_largest_summed_forget_gradient():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3), nn.BatchNorm1d(3))
+    model[2].running_mean.fill_(0.3)  # in eval mode these, not the batch's statistics, normalise
+    model[2].running_var.fill_(4.0)
     images = torch.randint(0, 256, (5, 3, 2, 2), dtype=torch.uint8)
     labels = torch.tensor([0, 1, 2, 0, 1])
-    mask = saliency_mask(model, ImageTensors(images, labels), normalize, CPU, ratio=0.25, batch_size=2)
     # by hand: the gradients of the batches [0:2] and [2:5] (a last single sample joins the
     # batch before it) summed, then ranked by magnitude
     summed = [torch.zeros_like(p) for p in model.parameters()]
+    model.eval()
     for part in (slice(0, 2), slice(2, 5)):
         grads = torch.autograd.grad(
             F.cross_entropy(model(normalize(images[part])), labels[part]), list(model.parameters())
         )
         summed = [s + g for s, g in zip(summed, grads, strict=True)]
     flat = torch.cat([s.abs().flatten() for s in summed])
-    k = round(0.25 * flat.numel())  # 10 of the 39 weights
+    k = round(0.25 * flat.numel())  # 11 of the 45 weights
     threshold = flat.sort(descending=True).values[k - 1]
+    model.train()  # the mask is taken in eval mode whatever mode the model is in
+    mask = saliency_mask(model, ImageTensors(images, labels), normalize, CPU, ratio=0.25, batch_size=2)
+    assert model.training
     got = torch.cat([m.flatten() for m in mask.values()])
     assert int(got.sum()) == k
     assert torch.equal(got.bool(), flat >= threshold)  # no ties here

@@ -51,6 +51,25 @@ def test_nan_loss_stops_training_with_a_clear_error():
         train_one_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"), phase="impair")
 
 
+def test_a_loss_fn_gets_the_batchs_further_tensors_and_drives_the_step():
+    model = nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        model.weight.zero_()
+    x, y, target = torch.ones(4, 3), torch.tensor([0, 1, 0, 1]), torch.full((4, 2), 2.0)
+    seen = []
+
+    def squared_error(logits, labels, extra):
+        seen.append((labels, extra))
+        return ((logits - extra) ** 2).mean()
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    stats = train_one_epoch(model, [(x, y, target)], opt, torch.device("cpu"), loss_fn=squared_error)
+    assert torch.equal(seen[0][0], y) and torch.equal(seen[0][1], target)
+    assert stats.loss == 4.0  # (0 - 2)^2 before the step, not a cross-entropy
+    # the mean is over 4 x 2 entries: d loss / d w_ij = sum over samples of 2 (0 - 2) / 8 = -2
+    torch.testing.assert_close(model.weight, torch.full((2, 3), 0.2))
+
+
 def test_augment_keeps_shape_and_content():
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
     out = augment_batch(x, torch.Generator().manual_seed(0))

@@ -18,7 +18,6 @@ Zero-glance: ``retrain``, ``finetune`` and ``fisher`` read retained data only.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -37,10 +36,6 @@ from .runtime import new_optimizer, step_counter
 from .train import accuracy, fit, predict, train_one_epoch
 
 Batch = tuple[torch.Tensor, ...]  # (normalised x, target) or (x, target, per-sample weight)
-
-
-def _copy(task: UnlearningTask) -> nn.Module:
-    return copy.deepcopy(task.model).to(task.device)
 
 
 def _result(model: nn.Module, start: float, phase: str) -> UnlearnResult:
@@ -118,7 +113,7 @@ def finetune(task: UnlearningTask, cfg: FinetuneConfig) -> UnlearnResult:
         grad_clip_value=None,
         scheduler="none",
     )
-    return _fit_retained(task, _copy(task), recipe, start, phase="finetune", key="finetune")
+    return _fit_retained(task, task.model_copy(), recipe, start, phase="finetune", key="finetune")
 
 
 # --- methods that train on forget data mixed with retained data -----------------------------
@@ -141,7 +136,7 @@ class NegGradConfig(PairedConfig):
 @register_method("neggrad", NegGradConfig, reads_forget=True, summary="gradient ascent on forget, descent on retain")
 def neggrad(task: UnlearningTask, cfg: NegGradConfig) -> UnlearnResult:
     start = time.perf_counter()
-    model = _copy(task)
+    model = task.model_copy()
 
     def batch(xf, yf, xr, yr, gen) -> Batch:
         with torch.no_grad():  # samples already past the cap get weight 0: no further ascent
@@ -164,7 +159,7 @@ class AmnesiacConfig(PairedConfig):
 @register_method("amnesiac", AmnesiacConfig, reads_forget=True, summary="train on forget data with random wrong labels")
 def amnesiac(task: UnlearningTask, cfg: AmnesiacConfig) -> UnlearnResult:
     start = time.perf_counter()
-    model = _copy(task)
+    model = task.model_copy()
 
     def batch(xf, yf, xr, yr, gen) -> Batch:
         # a random label among the other classes: shift by 1..K-1 modulo K
@@ -184,7 +179,7 @@ class BadTeacherConfig(PairedConfig):
 @register_method("bad_teacher", BadTeacherConfig, reads_forget=True, summary="distil from a good and a bad teacher")
 def bad_teacher(task: UnlearningTask, cfg: BadTeacherConfig) -> UnlearnResult:
     start = time.perf_counter()
-    student, good = _copy(task), _copy(task).eval()
+    student, good = task.model_copy(), task.model_copy().eval()
     torch.manual_seed(task.seed)
     bad = create_model(task.model_name, task.num_classes, image_size=task.retain.image_shape[-1]).to(task.device).eval()
 
@@ -260,7 +255,7 @@ def fisher(task: UnlearningTask, cfg: FisherConfig) -> UnlearnResult:
     ``tolerance`` of the model without noise (forget rows reset) wins. Each alpha tried is in
     the result's history."""
     start = time.perf_counter()
-    model = _copy(task).eval()
+    model = task.model_copy().eval()
     gen = torch.Generator().manual_seed(task.seed)
     order = torch.randperm(len(task.retain), generator=gen)
     subset = task.retain.subset(order[: cfg.samples])
@@ -309,7 +304,7 @@ def fisher(task: UnlearningTask, cfg: FisherConfig) -> UnlearnResult:
             else:
                 low = mid + 1
         alpha = FISHER_ALPHAS[high] if high < len(FISHER_ALPHAS) else 0.0
-        history.append({"phase": "alpha_search", "chosen_alpha": alpha, "floor": floor})
+        history.append({"phase": "alpha_search", "chosen_alpha": alpha, "floor": floor, "judged_on": len(judge)})
     apply(alpha)
     seconds = time.perf_counter() - start
     return UnlearnResult(model, seconds, {"fisher": estimated - start, "noise": seconds - estimated}, history)

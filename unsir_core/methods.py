@@ -19,6 +19,7 @@ Adding a method is one decorated function in a module imported by the package (s
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -59,6 +60,10 @@ class UnlearningTask:
     device: torch.device
     seed: int = 0
     progress: ProgressFn | None = None
+
+    def model_copy(self) -> nn.Module:
+        """A copy of the original model on the task's device, for a method to change."""
+        return copy.deepcopy(self.model).to(self.device)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 @dataclass
 class EpochStats:
-    loss: float  # mean cross-entropy per sample
+    loss: float  # mean loss per sample: cross-entropy, or the loss_fn given
     accuracy: float  # fraction of samples classified correctly during the epoch
     samples: int
     seconds: float
