@@ -78,6 +78,9 @@ def test_the_sidebar_holds_the_shared_settings():
     at = app()
     assert [w.key for w in at.sidebar.selectbox] == ["dataset", "model", "device", "recipes"]
     assert at.sidebar.selectbox[3].value == "official"  # UNSIR's defaults were tuned on its models
+    # a data set whose files are not here (the tests' data directory is empty) is marked
+    labels = at.sidebar.selectbox[0].options
+    assert "digits" in labels and "cifar100 (download)" in labels and "imagefolder" in labels
     assert "Device in use: **cpu**" in texts(at.sidebar.markdown)
 
 

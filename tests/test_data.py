@@ -226,6 +226,22 @@ def test_fashionmnist_missing_names_both_folders_and_the_apt_command(tmp_path, m
     assert "apt-get install -y dataset-fashion-mnist" in message and not (tmp_path / "data").exists()
 
 
+def test_presence_is_told_from_the_files_without_loading(tmp_path, monkeypatch):
+    import unsir_core.datasets as datasets
+    from unsir_core.datasets import dataset_present
+
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    assert dataset_present("digits", tmp_path) is True  # embedded
+    assert dataset_present("cifar10", tmp_path) is False and dataset_present("fashionmnist", tmp_path) is False
+    assert dataset_present("imagefolder", tmp_path) is None  # a user's folder: cannot tell beforehand
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"")  # the archive ...
+    (tmp_path / "cifar-100-python").mkdir()  # ... or the folder it extracts to
+    assert dataset_present("cifar10", tmp_path) and dataset_present("cifar100", tmp_path)
+    _fake_fashion(tmp_path / "debian")
+    assert dataset_present("fashionmnist", tmp_path / "elsewhere")  # Debian's package counts
+    assert all(isinstance(dataset_present(n, tmp_path), bool | None) for n in datasets.list_datasets())
+
+
 @pytest.mark.skipif(
     not Path("/usr/share/datasets/fashion-mnist").is_dir() and not os.environ.get("UNSIR_REQUIRE_FASHION_MNIST"),
     reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)",

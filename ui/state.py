@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from unsir_core import list_datasets, list_models, resolve_device
-from unsir_core.datasets import dataset_spec
+from unsir_core.datasets import dataset_present, dataset_spec
 from unsir_core.recipes import RECIPE_SETS, TrainConfig, default_recipe
 
 
@@ -96,6 +96,11 @@ def _default(key: str, **default) -> dict:
     return {} if key in st.session_state else default
 
 
+def _dataset_label(name: str) -> str:
+    """The data set's name, marked when its files are not on this machine (it then needs a download)."""
+    return f"{name} (download)" if dataset_present(name) is False else name
+
+
 def settings_widgets(page: str) -> Settings:
     """The sidebar's settings widgets on ``page``; returns the settings they give.
 
@@ -115,8 +120,11 @@ def settings_widgets(page: str) -> Settings:
         "Data set",
         datasets,
         key=Keys.DATASET,
+        format_func=_dataset_label,
         help="digits is embedded and works offline; CIFAR needs its archive in the data directory "
-        "(or internet); imagefolder reads a folder with one sub-folder per class.",
+        "(or internet); fashionmnist is read from there or from Debian's package "
+        "(`apt-get install -y dataset-fashion-mnist`, offline); imagefolder reads a folder with one "
+        "sub-folder per class. A data set marked 'download' is not on this machine.",
         **_default(Keys.DATASET, index=datasets.index("digits")),
     )
     if dataset_spec(ss[Keys.DATASET]).user_folder:

@@ -45,14 +45,18 @@ class DatasetSpec:
     load: Callable[..., DataBundle]
     resizable: bool  # takes ``image_size`` (images are resized to it)
     user_folder: bool  # its data directory is a folder of the user's, not the shared data directory
+    # (data directory) -> whether its files are on this machine; None: cannot tell beforehand
+    present: Callable[[Path], bool] | None = None
 
 
 _DATASETS: Registry[DatasetSpec] = Registry("data set", sort=True)
 
 
-def register_dataset(name: str, *, resizable: bool = False, user_folder: bool = False):
+def register_dataset(
+    name: str, *, resizable: bool = False, user_folder: bool = False, present: Callable[[Path], bool] | None = None
+):
     def wrap(fn: Callable[..., DataBundle]) -> Callable[..., DataBundle]:
-        _DATASETS[name] = DatasetSpec(name, fn, resizable, user_folder)
+        _DATASETS[name] = DatasetSpec(name, fn, resizable, user_folder, present)
         return fn
 
     return wrap
@@ -60,6 +64,13 @@ def register_dataset(name: str, *, resizable: bool = False, user_folder: bool = 
 
 def list_datasets() -> list[str]:
     return _DATASETS.names()
+
+
+def dataset_present(name: str, data_dir: str | Path | None = None) -> bool | None:
+    """Whether data set ``name`` can be loaded without a download: True or False, or None when
+    that cannot be told before loading (a user's image folder). Cheap: it looks for files."""
+    spec = dataset_spec(name)
+    return None if spec.present is None else spec.present(_root(data_dir))
 
 
 def dataset_spec(name: str) -> DatasetSpec:
@@ -71,8 +82,13 @@ def load_dataset(name: str, data_dir: str | Path | None = None, image_size: int 
     (``imagefolder`` reads its images from it); ``image_size`` applies to the data sets that
     are resized (digits, imagefolder) and is ignored by the others."""
     spec = dataset_spec(name)
-    root = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    root = _root(data_dir)
     return spec.load(root, image_size=image_size) if spec.resizable else spec.load(root)
+
+
+def _root(data_dir: str | Path | None) -> Path:
+    """The data directory: ``data_dir`` if given, else :func:`default_data_dir`."""
+    return Path(data_dir).expanduser() if data_dir else default_data_dir()
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -101,7 +117,7 @@ def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float
     return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
 
 
-@register_dataset("digits", resizable=True)
+@register_dataset("digits", resizable=True, present=lambda root: True)  # embedded in scikit-learn
 def _load_digits(root: Path, image_size: int = 32) -> DataBundle:
     from sklearn.datasets import load_digits
 
@@ -116,16 +132,34 @@ def _load_digits(root: Path, image_size: int = 32) -> DataBundle:
 
 
 _CIFAR = {
-    # name: (torchvision class name, archive file, mean, std)
-    "cifar10": ("CIFAR10", "cifar-10-python.tar.gz", (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
-    "cifar100": ("CIFAR100", "cifar-100-python.tar.gz", (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    # name: (torchvision class name, archive file, folder it extracts to, mean, std)
+    "cifar10": (
+        "CIFAR10",
+        "cifar-10-python.tar.gz",
+        "cifar-10-batches-py",
+        (0.4914, 0.4822, 0.4465),
+        (0.2023, 0.1994, 0.2010),
+    ),
+    "cifar100": (
+        "CIFAR100",
+        "cifar-100-python.tar.gz",
+        "cifar-100-python",
+        (0.5071, 0.4865, 0.4409),
+        (0.2673, 0.2564, 0.2762),
+    ),
 }
+
+
+def _cifar_present(name: str) -> Callable[[Path], bool]:
+    """Whether the official archive or the folder it extracts to is in the data directory."""
+    _, archive, folder, _, _ = _CIFAR[name]
+    return lambda root: (root / archive).is_file() or (root / folder).is_dir()
 
 
 def _load_cifar(name: str, root: Path) -> DataBundle:
     import torchvision.datasets as tvd
 
-    cls_name, archive, mean, std = _CIFAR[name]
+    cls_name, archive, _, mean, std = _CIFAR[name]
     cls = getattr(tvd, cls_name)
     created = first_missing(root)  # a failed load removes what it created, and only that
     try:
@@ -151,12 +185,12 @@ def _load_cifar(name: str, root: Path) -> DataBundle:
     return DataBundle(name, train, test, list(splits[0].classes), mean, std)
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", present=_cifar_present("cifar10"))
 def _load_cifar10(root: Path) -> DataBundle:
     return _load_cifar("cifar10", root)
 
 
-@register_dataset("cifar100")
+@register_dataset("cifar100", present=_cifar_present("cifar100"))
 def _load_cifar100(root: Path) -> DataBundle:
     return _load_cifar("cifar100", root)
 
@@ -198,7 +232,7 @@ def _fashion_folder(root: Path) -> Path | None:
     return None
 
 
-@register_dataset("fashionmnist", resizable=True)
+@register_dataset("fashionmnist", resizable=True, present=lambda root: _fashion_folder(root) is not None)
 def _load_fashionmnist(root: Path, image_size: int = 32) -> DataBundle:
     folder = _fashion_folder(root)
     if folder is None:
