@@ -390,7 +390,7 @@ def closest_lines(a: dict) -> list[str]:
     shown = [(k, label, kind) for k, label, kind in AUDIT_FIGURES if k != "seconds"]
     lines = [
         "Distance to the retrained model, |method - retrained| averaged over the (class, seed) runs "
-        "(**bold**: the closest method on that figure), and each method's mean wall time.",
+        "(**bold**: the closest method on that figure, every one when tied), and each method's mean wall time.",
         "",
         "| method | " + " | ".join(label for _, label, _ in shown) + " | seconds |",
         "|---|" + "---|" * (len(shown) + 1),
@@ -399,7 +399,7 @@ def closest_lines(a: dict) -> list[str]:
         cells = []
         for key, _, kind in shown:
             f = figs.get(key)
-            best = (a.get("closest") or {}).get(key, {}).get("method") == name
+            best = name in (a.get("closest") or {}).get(key, {}).get("methods", [])
             cells.append("-" if not f else f"**{_fmt(f['mean'], kind)}**" if best else _fmt(f["mean"], kind))
         secs = (a["models"].get(name) or {}).get("seconds")
         time_cell = "-" if not secs else f"{secs['mean']:.1f}"
