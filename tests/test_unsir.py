@@ -217,3 +217,16 @@ def test_noise_takes_only_its_three_values():
 
     with pytest.raises(InvalidConfigError, match="noise must be one of error_max, random, none"):
         UnsirConfig(noise="gaussian")
+
+
+@pytest.mark.parametrize("name", ["vit", "allcnn", "mobilenetv2"])
+def test_frozen_stages_run_on_every_model_whatever_its_feature_shape(name, digits):
+    """The ViT's frozen stages output tokens (B, T, D), not feature maps: the impair set still
+    joins the noise to Dr_sub (the fast preset once crashed here on the CIFAR-10 ViT)."""
+    from unsir_core.models import create_model, stage_count
+
+    torch.manual_seed(0)
+    model = create_model(name, digits.num_classes)
+    cfg = replace(FAST, frozen_stages=stage_count(name) - 1, noise_copies=2)
+    result = unsir(model, [3], dr_sub_for(digits, [3], per_class=8), digits.normalize, cfg, CPU, model_name=name)
+    assert set(result.phases) >= {"noise", "impair", "repair"}

@@ -237,7 +237,7 @@ def impair(
     """One epoch (Adam, ``impair_lr``) over the noise (repeated ``noise_copies`` times) and
     Dr_sub shuffled together. ``dr_x`` is Dr_sub already normalised, on ``device`` (or, with
     frozen stages, both are the frozen stages' outputs and ``model`` the rest)."""
-    x = torch.cat([noise.repeat(cfg.noise_copies, 1, 1, 1), dr_x])
+    x = torch.cat([noise.repeat(cfg.noise_copies, *[1] * (noise.ndim - 1)), dr_x])  # images or a ViT's tokens
     y = torch.cat([noise_labels.repeat(cfg.noise_copies), dr_y])
     optimizer = new_optimizer(torch.optim.Adam, model.parameters(), lr=cfg.impair_lr)
     # noise "none": the epoch is shuffled with the noise as usual (so that it draws the same random
