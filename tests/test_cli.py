@@ -167,6 +167,38 @@ def test_every_model_trains_and_unlearns_on_digits(tmp_path, model):
     assert metrics["config"]["model"] == model and "unsir" in metrics["models"]
 
 
+def test_fashionmnist_experiment_runs_offline_from_the_debian_folder(tmp_path, monkeypatch):
+    """The issue's command, `experiment --dataset fashionmnist --model resnet18 --forget 0`, on a
+    small stand-in for Debian's package (the real package loads whole in test_data): no network,
+    the data set's own recipe and UNSIR defaults, the class named as Fashion-MNIST names it."""
+    import socket
+
+    import unsir_core.datasets as datasets
+    from tests.test_data import _fake_fashion
+    from unsir_core.recipes import default_recipe
+    from unsir_core.unsir import default_unsir
+
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
+    monkeypatch.setattr(socket, "socket", lambda *a, **k: pytest.fail("the experiment opened a socket"))
+    _fake_fashion(tmp_path / "debian", n_train=200, n_test=50)
+    out = tmp_path / "run"
+    args = ["--dataset", "fashionmnist", "--model", "resnet18", "--forget", "0", "--data-dir", str(tmp_path / "data")]
+    run_cli("experiment", *args, "--out", str(out), "--epochs", "1", "--noise-steps", "2", "--quiet")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["forget_classes"] == [0] and metrics["forget_class_names"] == ["T-shirt/top"]
+    assert set(metrics["models"]) == {"original", "retrained", "unsir"}
+    cfg = metrics["config"]
+    recipe, unsir = default_recipe("fashionmnist", "resnet18"), default_unsir("fashionmnist", "resnet18")
+    assert {k: cfg["train"][k] for k in ("optimizer", "lr", "scheduler", "augment")} == {
+        "optimizer": recipe.optimizer,
+        "lr": recipe.lr,
+        "scheduler": recipe.scheduler,
+        "augment": recipe.augment,
+    }
+    assert cfg["unsir"]["impair_lr"] == unsir.impair_lr and cfg["unsir"]["repair_lr"] == unsir.repair_lr
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())  # nothing downloaded
+
+
 def test_datasets_listed(capsys):
     run_cli("list")
     out = capsys.readouterr().out

@@ -136,6 +136,13 @@ def test_recipe_sets():
     for model in ("allcnn", "mobilenetv2", "vit"):
         assert default_recipe("cifar10", model, "fast").epochs < default_recipe("cifar10", model).epochs
     assert default_recipe("digits", "resnet18", "fast") == default_recipe("digits", "resnet18")  # already fast
+    # Fashion-MNIST has no paper recipe: one per model in both sets, each model's own family
+    # (the data set's "*" entry must not shadow the per-model ones), ResNet18's shorter
+    for model in ("resnet18", "allcnn", "mobilenetv2", "vit"):
+        assert default_recipe("fashionmnist", model) == default_recipe("fashionmnist", model, "fast")
+        own = default_recipe("cifar10", model, "fast")
+        assert default_recipe("fashionmnist", model).optimizer == own.optimizer
+    assert default_recipe("fashionmnist", "resnet18").epochs < fast.epochs
     with pytest.raises(InvalidConfigError, match="unknown recipe set 'quick'; choose one of: official, fast"):
         default_recipe("cifar10", "resnet18", "quick")
 
