@@ -27,11 +27,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import Knobs, knob
 from .data import ImageTensors, Normalize, batches, num_batches
+from .gradients import batch_gradients
 from .methods import UnlearningTask, UnlearnResult, register_method
 from .runtime import new_optimizer, step_counter
 from .train import train_one_epoch
@@ -60,20 +60,10 @@ def saliency_mask(
     """1 for the ``ratio`` fraction of all weights with the largest ``|sum over forget batches
     of the gradient of the batch's mean cross-entropy|`` (model in eval mode, left unchanged;
     ties at the threshold broken by position), 0 elsewhere."""
-    params = dict(model.named_parameters())
-    total = {name: torch.zeros_like(p) for name, p in params.items()}
-    was_training = model.training
-    model.eval()
-    try:
-        for x, y in batches(forget.images, forget.labels, batch_size):
-            grads = torch.autograd.grad(
-                F.cross_entropy(model(normalize(x.to(device))), y.to(device)), list(params.values()), allow_unused=True
-            )
-            for (name, _), g in zip(params.items(), grads, strict=True):
-                if g is not None:
-                    total[name] += g
-    finally:
-        model.train(was_training)
+    total = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
+    for grads in batch_gradients(model, forget, normalize, device, batch_size):
+        for name, g in grads.items():
+            total[name] += g
     flat = torch.cat([t.abs().flatten() for t in total.values()])
     chosen = torch.zeros_like(flat)
     chosen[torch.topk(flat, round(ratio * flat.numel()), sorted=False).indices] = 1

@@ -18,19 +18,18 @@ batches of 64. SSD reads forget-class samples: it is not zero-glance.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import Knobs, knob, lookup
-from .data import ImageTensors, Normalize, batches
+from .data import ImageTensors, Normalize
+from .gradients import batch_gradients
 from .methods import UnlearningTask, UnlearnResult, register_method
-from .runtime import ProgressFn, step_counter
+from .runtime import step_counter
 
 Importance = dict[str, torch.Tensor]
 
@@ -59,23 +58,12 @@ def importance(
 ) -> Importance:
     """Per parameter, the mean over mini-batches of ``data`` of the squared gradient of the
     batch's mean cross-entropy, ``model`` in eval mode (its state is left unchanged)."""
-    was_training = model.training
-    model.eval()
     total = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
     count = 0
-    try:
-        for x, y in batches(data.images, data.labels, batch_size):
-            model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(normalize(x.to(device))), y.to(device)).backward()
-            for name, p in model.named_parameters():
-                if p.grad is not None:
-                    total[name] += p.grad.detach().square()
-            count += 1
-            if tick:
-                tick()
-    finally:
-        model.zero_grad(set_to_none=True)
-        model.train(was_training)
+    for grads in batch_gradients(model, data, normalize, device, batch_size, tick):
+        for name, g in grads.items():
+            total[name] += g.square()
+        count += 1
     return {name: t / max(count, 1) for name, t in total.items()}
 
 
@@ -93,25 +81,18 @@ def dampen(model: nn.Module, forget: Importance, full: Importance, alpha: float,
     return selected / max(seen, 1)
 
 
-def ssd(
-    model: nn.Module,
-    retain: ImageTensors,
-    forget: ImageTensors,
-    normalize: Normalize,
-    device: torch.device,
-    cfg: SsdConfig,
-    progress: ProgressFn | None = None,
-) -> tuple[nn.Module, dict[str, float], float]:
-    """SSD on a copy of ``model``: the copy, the seconds of each phase (importance, dampen)
-    and the fraction of weights dampened."""
-    work = copy.deepcopy(model).to(device)
+def ssd(task: UnlearningTask, cfg: SsdConfig) -> tuple[nn.Module, dict[str, float], float]:
+    """SSD on a copy of the task's model: the copy, the seconds of each phase (importance,
+    dampen) and the fraction of weights dampened."""
+    work = task.model_copy()
+    forget, retain = task.forget, task.retain
     steps = math.ceil(len(forget) / cfg.batch_size) + math.ceil((len(retain) + len(forget)) / cfg.batch_size)
-    tick = step_counter(progress, "ssd", steps)
+    tick = step_counter(task.progress, "ssd", steps)
     start = time.perf_counter()
-    on_forget = importance(work, forget, normalize, device, cfg.batch_size, tick)
+    on_forget = importance(work, forget, task.normalize, task.device, cfg.batch_size, tick)
     # the whole training set, D = retained + forget samples, as in the SSD code
     full_set = ImageTensors(torch.cat([retain.images, forget.images]), torch.cat([retain.labels, forget.labels]))
-    on_full = importance(work, full_set, normalize, device, cfg.batch_size, tick)
+    on_full = importance(work, full_set, task.normalize, task.device, cfg.batch_size, tick)
     estimated = time.perf_counter()
     fraction = dampen(work, on_forget, on_full, cfg.alpha, cfg.dampening)
     return work.eval(), {"importance": estimated - start, "dampen": time.perf_counter() - estimated}, fraction
@@ -126,5 +107,5 @@ def ssd(
 )
 def _ssd_method(task: UnlearningTask, cfg: SsdConfig) -> UnlearnResult:
     start = time.perf_counter()
-    model, phases, _ = ssd(task.model, task.retain, task.forget, task.normalize, task.device, cfg, task.progress)
-    return UnlearnResult(model, time.perf_counter() - start, phases)
+    model, phases, fraction = ssd(task, cfg)
+    return UnlearnResult(model, time.perf_counter() - start, phases, [{"dampened_fraction": fraction}])
