@@ -80,18 +80,45 @@ def recipe_from(dataset: str, model: str, items: list[str]):
     return with_overrides(base, [item for item in items if "=" in item])
 
 
+def timed_epochs(data, model_name, recipe, classes, epochs, device, seed) -> dict:
+    """Train a fresh model on the training samples of ``classes`` for ``epochs`` epochs of
+    ``recipe`` (not cached; the held-out split of the same classes evaluated every epoch, as
+    the model cache trains), its time scaled to the recipe's epoch count."""
+    from dataclasses import replace
+
+    from unsir_core.models import create_model
+    from unsir_core.runtime import set_seed
+    from unsir_core.train import fit
+
+    set_seed(seed)
+    model = create_model(model_name, data.num_classes, image_size=data.image_shape[-1], pretrained=recipe.pretrained)
+    train = data.train.select(classes)
+    result = fit(
+        model,
+        train,
+        data.normalize,
+        replace(recipe, epochs=epochs),
+        device,
+        seed=seed,
+        held_out=data.test.select(classes),
+    )
+    return {
+        "seconds": result.seconds * recipe.epochs / epochs,
+        "epochs": recipe.epochs,
+        "samples": len(train),
+        "scaled": True,
+        "measured_epochs": epochs,
+        "measured_seconds": result.seconds,
+    }
+
+
 def time_retraining(data, model_name, recipe, forget_sets, device, *, seed, cache_dir, epochs) -> dict:
     """Seconds to retrain without one of ``forget_sets``: the measured time of a full retraining
     in the cache when one of the sets has one, else ``epochs`` timed epochs without the first
     set, scaled to the recipe's epoch count. ``samples`` lets callers scale to other sets."""
-    from dataclasses import replace
-
     from unsir_core.checkpoints import read_metadata
     from unsir_core.data import retained_classes
     from unsir_core.model_cache import model_cache_path
-    from unsir_core.models import create_model
-    from unsir_core.runtime import set_seed
-    from unsir_core.train import fit
 
     for forget in forget_sets:
         retain = retained_classes(forget, data.num_classes)
@@ -106,24 +133,4 @@ def time_retraining(data, model_name, recipe, forget_sets, device, *, seed, cach
                 "source": str(path),
             }
     retain = retained_classes(forget_sets[0], data.num_classes)
-    set_seed(seed)
-    model = create_model(model_name, data.num_classes, image_size=data.image_shape[-1], pretrained=recipe.pretrained)
-    train = data.train.select(retain)
-    result = fit(
-        model,
-        train,
-        data.normalize,
-        replace(recipe, epochs=epochs),
-        device,
-        seed=seed,
-        held_out=data.test.select(retain),
-    )
-    return {
-        "seconds": result.seconds * recipe.epochs / epochs,
-        "epochs": recipe.epochs,
-        "samples": len(train),
-        "scaled": True,
-        "forget": list(forget_sets[0]),
-        "measured_epochs": epochs,
-        "measured_seconds": result.seconds,
-    }
+    return timed_epochs(data, model_name, recipe, retain, epochs, device, seed) | {"forget": list(forget_sets[0])}

@@ -18,20 +18,19 @@ gives the median time and the mean and lowest accuracy.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
-from common import base_parser, command, named_changes, write_result
+from common import base_parser, command, named_changes, timed_epochs, write_result
 
 from unsir_core.cli import int_list
 from unsir_core.config import with_overrides
 from unsir_core.datasets import load_dataset
 from unsir_core.model_cache import trained_model
-from unsir_core.models import create_model
 from unsir_core.paths import default_cache_dir
 from unsir_core.provenance import environment
 from unsir_core.recipes import default_recipe
-from unsir_core.runtime import resolve_device, set_seed
-from unsir_core.train import accuracy, fit, predict
+from unsir_core.runtime import resolve_device
+from unsir_core.train import accuracy, predict
 
 
 def main() -> None:
@@ -61,7 +60,8 @@ def main() -> None:
         for seed in seeds:
             for name, recipe in recipes.items():
                 if name in timing:
-                    row = time_epochs(data, model_name, recipe, timing[name], device, seed)
+                    row = timed_epochs(data, model_name, recipe, range(data.num_classes), timing[name], device, seed)
+                    row["test_accuracy"] = None
                 else:
                     row = train_and_test(data, model_name, recipe, device, seed)
                 rows.append({"model": model_name, "recipes": name, "seed": seed, "recipe": asdict(recipe), **row})
@@ -101,23 +101,6 @@ def train_and_test(data, model_name, recipe, device, seed) -> dict:
         "test_accuracy": accuracy(logits, data.test.labels),
         "checkpoint": meta["checkpoint"],
         "cached": meta["cached"],
-    }
-
-
-def time_epochs(data, model_name, recipe, epochs, device, seed) -> dict:
-    """``epochs`` epochs of ``recipe`` (not cached), their time scaled to the recipe's epochs."""
-    set_seed(seed)
-    model = create_model(model_name, data.num_classes, image_size=data.image_shape[-1])
-    # held_out as the model cache trains it: the plateau schedule evaluates the test split every epoch
-    result = fit(
-        model, data.train, data.normalize, replace(recipe, epochs=epochs), device, seed=seed, held_out=data.test
-    )
-    return {
-        "seconds": result.seconds * recipe.epochs / epochs,
-        "epochs": recipe.epochs,
-        "scaled": True,
-        "measured_epochs": epochs,
-        "test_accuracy": None,
     }
 
 
