@@ -8,7 +8,9 @@ Reads the outputs of bench/unlearning.py (one per data set and model, keys ``per
 of bench/recipes.py (training time and accuracy per recipe set), of bench/audit.py (``unsir_minus``:
 every audit figure and UNSIR against its noise ablations) and of bench/dashboard.py (medians of the
 new user's path).
-Hand-written text goes in ``NOTES.md`` beside the results; it is copied in under the tables.
+Hand-written text goes in ``NOTES.md`` beside the results; it is copied in under the tables. A
+result's ``caveats`` (strings added to its JSON by hand after the run, the figures untouched) are
+printed under its command.
 Plots are plotly HTML files that load plotly.js from its CDN (a few kB each).
 """
 
@@ -30,6 +32,12 @@ PAPER = {
     "speedup_vs_retrain": 154.0,
     "speedup_vs_fisher": 1875.0,
 }
+
+
+def caveats(payload: dict) -> list[str]:
+    """A result's ``caveats``: what was learned about a run after it (e.g. a timing taken while
+    something else shared the CPU), written into its JSON by hand beside the untouched figures."""
+    return [line for text in payload.get("caveats", []) for line in (f"**Caveat:** {text}", "")]
 
 
 def pct(x: float | None) -> str:
@@ -75,6 +83,7 @@ def bench_section(name: str, b: dict) -> list[str]:
         "",
         f"`{b['command']}`",
         "",
+        *caveats(b),
         f"Device {b['device']} ({b['environment'].get('cpu_threads')} CPU threads, CUDA "
         f"{b['environment'].get('cuda') or 'none'}), torch {b['environment']['torch']}, commit "
         f"`{(b['environment'].get('git_commit') or '?')[:10]}`, finished {b['finished_at']}. "
@@ -209,6 +218,7 @@ def sweep_section(name: str, s: dict, plots: Path) -> list[str]:
         f"{', '.join(map(str, seeds))}; {s['recipes'] + ' recipe set; ' if 'recipes' in s else ''}{s['device']})",
         "",
         *([f"`{s['command']}`", ""] if s.get("command") else []),
+        *caveats(s),
         *([f"Retraining, timed in the same run: {retrain_timing(retrain)}", ""] if retrain else []),
         "| config | forget % (median) | forget % (worst run) | Δretain points (median) | Δretain points (worst run) "
         "| seconds (median) |" + "".join(f" speed-up vs {n} retraining |" for n in retrain),
@@ -275,6 +285,7 @@ def dashboard_section(name: str, d: dict) -> list[str]:
         "",
         f"`{d['command']}`",
         "",
+        *caveats(d),
         f"{env['cpu_threads']} CPU threads, CUDA {env['cuda'] or 'none'}, commit `{commit}`; "
         f"medians of {len(d['rows'])} repeat(s), each from an empty cache"
         + (f"; the baseline `{base['rev']}` timed in the same run, alternating." if base else "."),
@@ -337,6 +348,7 @@ def audit_section(name: str, a: dict) -> list[str]:
         "",
         f"`{a['command']}`",
         "",
+        *caveats(a),
         f"Forget classes {classes} (each its own experiment) x seeds {', '.join(map(str, a['seeds']))}; original and "
         f"retrained models: model seed {a['model_seed']}, {recipe['epochs']} epochs of {recipe['optimizer']} / "
         f"{recipe['scheduler']}{', augmented' if recipe.get('augment') else ''}"
@@ -421,6 +433,7 @@ def recipes_section(name: str, r: dict) -> list[str]:
         "",
         f"`{r['command']}`",
         "",
+        *caveats(r),
         f"{r['dataset']}, model seed(s) {', '.join(map(str, seeds))}, {env['cpu_threads']} CPU threads, "
         f"CUDA {env['cuda'] or 'none'}, commit `{(env['git_commit'] or '?')[:10]}`. Scaled: timed over the first "
         "epochs and scaled to the recipe's epoch count (its accuracy is then not measured in this run)."

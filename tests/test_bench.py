@@ -166,9 +166,11 @@ def test_sweep_compares_named_points_over_seeds_with_retraining_timed(tmp_path):
     assert s["rows"][0]["seconds"] > 0 and s["rows"][0]["forget_acc"] <= s["rows"][0]["original_forget_acc"]
     # digits trains the same with both sets: one measured retraining (1 epoch, scaled) each
     assert set(s["retrain"]) == {"official", "fast"} and all(t["scaled"] for t in s["retrain"].values())
+    out.write_text(json.dumps(s | {"caveats": ["timed beside other work"]}))  # added by hand after a run
     run("bench/report.py", "--results", str(tmp_path), cache=cache)
     readme = (tmp_path / "README.md").read_text()
     assert "seeds 0, 1" in readme and "speed-up vs official retraining" in readme
+    assert "**Caveat:** timed beside other work" in readme
     assert "| cheap |" in readme and (tmp_path / "plots" / "sweep_points.html").exists()
 
 
