@@ -50,14 +50,16 @@ def pm(mean: float, std: float) -> str:
 
 def load(results: Path) -> dict[str, list[tuple[str, dict]]]:
     """The result files by the script that wrote them: ``bench`` (unlearning.py), ``sweep``,
-    ``dashboard``, ``audit``, ``recipes``; other JSON (profile_step.py) is not tabulated here."""
-    found: dict[str, list[tuple[str, dict]]] = {"bench": [], "sweep": [], "dashboard": [], "audit": [], "recipes": []}
+    ``dashboard``, ``audit``, ``recipes``, ``distributed``; other JSON (profile_step.py) is not tabulated here."""
+    found: dict[str, list[tuple[str, dict]]] = {
+        "bench": [], "sweep": [], "dashboard": [], "audit": [], "recipes": [], "distributed": []
+    }  # fmt: skip
     for path in sorted(results.glob("*.json")):
         payload = json.loads(path.read_text())
         if "unsir_minus" in payload:
             found["audit"].append((path.name, payload))
-        elif payload.get("benchmark") == "recipes":
-            found["recipes"].append((path.name, payload))
+        elif payload.get("benchmark") in ("recipes", "distributed"):
+            found[payload["benchmark"]].append((path.name, payload))
         elif "per_class" in payload:
             found["bench"].append((path.name, payload))
         elif "method" in payload and isinstance(payload.get("rows"), list):
@@ -458,6 +460,28 @@ def recipes_section(name: str, r: dict) -> list[str]:
     return [*lines, ""]
 
 
+def distributed_section(name: str, r: dict) -> list[str]:
+    """One- against several-process training (bench/distributed.py): median times per process
+    count and whether every run wrote the same cache key."""
+    env = r["environment"]
+    lines = [
+        f"### {r['dataset']} {r['model']}, {r['epochs']} epoch(s) (`{name}`)",
+        "",
+        f"`{r['command']}`",
+        "",
+        *caveats(r),
+        f"{env['cpu_threads']} CPU threads, CUDA {env['cuda'] or 'none'}, commit `{(env['git_commit'] or '?')[:10]}`; "
+        f"{r['recipes']} recipe set. Same checkpoint name for every process count: "
+        f"{'yes' if r['same_checkpoint_name'] else '**no**'}.",
+        "",
+        "| processes | training s (median) | wall s (median, start-up included) | speed-up (training) |",
+        "|---|---|---|---|",
+    ]
+    for n, m in r["median"].items():
+        lines.append(f"| {n} | {m['train_seconds']:.1f} | {m['wall_seconds']:.1f} | {r['speedup_vs_first'][n]:.2f}x |")
+    return [*lines, ""]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(Path(__file__).parent / "results"))
@@ -470,8 +494,8 @@ def main() -> None:
     lines = [
         "# Benchmark results",
         "",
-        "Made by `bench/unlearning.py`, `bench/sweep.py`, `bench/recipes.py`, `bench/audit.py` and "
-        "`bench/dashboard.py`; this file by "
+        "Made by `bench/unlearning.py`, `bench/sweep.py`, `bench/recipes.py`, `bench/distributed.py`, "
+        "`bench/audit.py` and `bench/dashboard.py`; this file by "
         "`python bench/report.py`. Every figure below was measured by the command shown with it, on the machine it "
         "names. Accuracies are on the test split.",
         "",
@@ -492,6 +516,10 @@ def main() -> None:
         lines += ["## Training recipes", ""]
         for name, r in found["recipes"]:
             lines += recipes_section(name, r)
+    if found["distributed"]:
+        lines += ["## Training on several processes (torchrun)", ""]
+        for name, r in found["distributed"]:
+            lines += distributed_section(name, r)
     if found["audit"]:
         lines += ["## Audit: inside the model, and what the noise adds", ""]
         for name, a in found["audit"]:

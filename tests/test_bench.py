@@ -273,6 +273,21 @@ def test_recipes_benchmark_times_each_set_and_the_report_tabulates_it(tmp_path):
     assert "### Training recipes (`recipes.json`)" in readme and "(scaled from 1)" in readme
 
 
+def test_distributed_benchmark_trains_in_one_and_two_processes_under_one_key(tmp_path):
+    out = tmp_path / "distributed.json"
+    args = "--dataset digits --model resnet18 --epochs 1 --processes 1,2 --out"
+    stdout = run("bench/distributed.py", *args.split(), str(out), cache=tmp_path / "cache").stdout
+    r = json.loads(out.read_text())
+    assert [(row["processes"], row["world_size"]) for row in r["rows"]] == [(1, 1), (2, 2)]
+    assert r["same_checkpoint_name"] and r["rows"][0]["checkpoint"].startswith("digits-resnet18-original-")
+    assert all(0 < row["train_seconds"] < row["wall_seconds"] for row in r["rows"])
+    assert r["speedup_vs_first"]["1"] == 1.0 and "2" in r["median"] and r["rows"][0]["checkpoint"] in stdout
+    assert not list((tmp_path / "cache").rglob("*.safetensors"))  # throwaway caches, never the user's
+    run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
+    readme = (tmp_path / "README.md").read_text()
+    assert "## Training on several processes (torchrun)" in readme and "| 2 |" in readme
+
+
 def test_recipes_benchmark_trains_variants_over_seeds(tmp_path):
     out = tmp_path / "variants.json"
     args = "--dataset digits --recipes official --timing-epochs official=1 --variant 1ep:epochs=1;lr=0.002"
