@@ -27,6 +27,7 @@ from common import ROOT, base_parser, command, write_result
 from unsir_core.checkpoints import read_metadata
 from unsir_core.cli import int_list
 from unsir_core.provenance import environment
+from unsir_core.recipes import RECIPE_SETS
 
 
 def train_command(processes: int, args, cache: Path) -> list[str]:
@@ -63,7 +64,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1, help="training epochs per run (default 1)")
     p.add_argument("--processes", default="1,2", help="process counts to compare (comma-separated; default 1,2)")
     p.add_argument("--repeats", type=int, default=1, help="runs per process count, alternating (default 1)")
-    p.add_argument("--recipe", default="official", help="recipe set (official or fast; default official)")
+    p.add_argument("--recipe", default="official", choices=list(RECIPE_SETS), help="recipe set (default official)")
     p.add_argument("--out", help="JSON file for the results")
     args = p.parse_args()
     counts = int_list(args.processes)
@@ -76,7 +77,7 @@ def main() -> None:
     base = median[counts[0]]["train_seconds"]
     print(f"{'processes':>9} {'train s':>9} {'wall s':>9} {'speed-up':>9}  last epoch loss / acc   checkpoint")
     for n in counts:
-        last = next(r for r in rows if r["processes"] == n)
+        last = [r for r in rows if r["processes"] == n][-1]
         m = median[n]
         print(
             f"{n:>9} {m['train_seconds']:9.1f} {m['wall_seconds']:9.1f} {base / m['train_seconds']:8.2f}x  "

@@ -174,13 +174,13 @@ def test_fashionmnist_experiment_runs_offline_from_the_debian_folder(tmp_path, m
     import socket
 
     import unsir_core.datasets as datasets
-    from tests.test_data import _fake_fashion
+    from tests.fakes import fake_fashion
     from unsir_core.recipes import default_recipe
     from unsir_core.unsir import default_unsir
 
     monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
     monkeypatch.setattr(socket, "socket", lambda *a, **k: pytest.fail("the experiment opened a socket"))
-    _fake_fashion(tmp_path / "debian", n_train=200, n_test=50)
+    fake_fashion(tmp_path / "debian", n_train=200, n_test=50)
     out = tmp_path / "run"
     args = ["--dataset", "fashionmnist", "--model", "resnet18", "--forget", "0", "--data-dir", str(tmp_path / "data")]
     run_cli("experiment", *args, "--out", str(out), "--epochs", "1", "--noise-steps", "2", "--quiet")

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.fakes import fake_fashion, write_idx
 from unsir_core.data import ImageTensors, forbid_classes, resolve_classes
 from unsir_core.datasets import list_datasets, load_dataset
 from unsir_core.errors import DataMissingError, InvalidClassesError, UnknownNameError, ZeroGlanceViolation
@@ -156,29 +157,6 @@ def test_num_batches_counts_what_batch_indices_makes():
             assert num_batches(n, batch_size) == len(list(batch_indices(n, batch_size))), (n, batch_size)
 
 
-def _write_idx(path, array, gz: bool) -> None:
-    import gzip
-
-    import numpy as np
-
-    array = np.asarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with (gzip.open if gz else open)(path, "wb") as f:
-        f.write(header + array.tobytes())
-
-
-def _fake_fashion(folder, n_train=20, n_test=10, gz=True) -> None:
-    import numpy as np
-
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for images, labels, n in (("train-images-idx3-ubyte", "train-labels-idx1-ubyte", n_train),
-                              ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", n_test)):  # fmt: skip
-        suffix = ".gz" if gz else ""
-        _write_idx(folder / f"{images}{suffix}", rng.integers(0, 256, (n, 28, 28)), gz)
-        _write_idx(folder / f"{labels}{suffix}", np.arange(n) % 10, gz)
-
-
 def test_read_idx_reads_mnist_files_and_refuses_others(tmp_path):
     import numpy as np
 
@@ -187,7 +165,7 @@ def test_read_idx_reads_mnist_files_and_refuses_others(tmp_path):
 
     for gz in (True, False):
         path = tmp_path / ("a.gz" if gz else "a")
-        _write_idx(path, [[1, 2, 3], [4, 5, 6]], gz)
+        write_idx(path, [[1, 2, 3], [4, 5, 6]], gz)
         assert np.array_equal(read_idx(path), [[1, 2, 3], [4, 5, 6]])
     (tmp_path / "text").write_bytes(b"not an idx file")
     with pytest.raises(BadDataError, match="is not an idx file"):
@@ -201,8 +179,8 @@ def test_fashionmnist_reads_torchvisions_layout_first(tmp_path, monkeypatch):
     import unsir_core.datasets as datasets
 
     monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "debian")  # present, but second
-    _fake_fashion(tmp_path / "debian", n_train=30)
-    _fake_fashion(tmp_path / "data" / "FashionMNIST" / "raw", gz=False)
+    fake_fashion(tmp_path / "debian", n_train=30)
+    fake_fashion(tmp_path / "data" / "FashionMNIST" / "raw", gz=False)
     data = load_dataset("fashionmnist", tmp_path / "data", image_size=32)
     assert (len(data.train), len(data.test)) == (20, 10) and data.classes[0] == "T-shirt/top"
     assert data.train.images.shape[1:] == (3, 32, 32) and data.train.images.dtype == torch.uint8
@@ -237,7 +215,7 @@ def test_presence_is_told_from_the_files_without_loading(tmp_path, monkeypatch):
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"")  # the archive ...
     (tmp_path / "cifar-100-python").mkdir()  # ... or the folder it extracts to
     assert dataset_present("cifar10", tmp_path) and dataset_present("cifar100", tmp_path)
-    _fake_fashion(tmp_path / "debian")
+    fake_fashion(tmp_path / "debian")
     assert dataset_present("fashionmnist", tmp_path / "elsewhere")  # Debian's package counts
     assert all(isinstance(dataset_present(n, tmp_path), bool | None) for n in datasets.list_datasets())
 

@@ -57,3 +57,7 @@ def test_ssd_reads_forget_data_has_the_official_defaults_and_dampens_through_the
     assert any(not torch.equal(after, before) for (_, after), before in pairs)  # some weights were dampened ...
     for (name, after), before in pairs:
         assert torch.all(after.abs() <= before.abs()), name  # ... and none grew
+    changed = sum(int((after != before).sum()) for (_, after), before in pairs)
+    total = sum(p.numel() for p in trained_digits_model.parameters())
+    (reported,) = result.history
+    assert changed / total <= reported["dampened_fraction"] < 1  # selected: changed, or 0 already

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn as nn
@@ -140,9 +142,9 @@ def test_recipe_sets():
     # (the data set's "*" entry must not shadow the per-model ones), ResNet18's shorter
     for model in ("resnet18", "allcnn", "mobilenetv2", "vit"):
         assert default_recipe("fashionmnist", model) == default_recipe("fashionmnist", model, "fast")
-        own = default_recipe("cifar10", model, "fast")
-        assert default_recipe("fashionmnist", model).optimizer == own.optimizer
-    assert default_recipe("fashionmnist", "resnet18").epochs < fast.epochs
+        if model != "resnet18":
+            assert default_recipe("fashionmnist", model) == default_recipe("cifar10", model, "fast")
+    assert default_recipe("fashionmnist", "resnet18") == replace(fast, epochs=5)
     with pytest.raises(InvalidConfigError, match="unknown recipe set 'quick'; choose one of: official, fast"):
         default_recipe("cifar10", "resnet18", "quick")
 

@@ -24,8 +24,10 @@ def batch_gradients(
 ) -> Iterator[dict[str, torch.Tensor]]:
     """Per mini-batch of ``data``, in order, the gradient of the batch's mean cross-entropy with
     respect to each trainable parameter of ``model``, by name (those the loss does not reach are
-    left out). ``model`` runs in eval mode, so BatchNorm uses its running statistics; its mode is
-    restored afterwards and neither its weights nor their ``.grad`` are touched."""
+    left out). ``model`` is in eval mode from the first batch to the end of the loop (so
+    BatchNorm uses its running statistics, also in the caller's loop body); its mode is restored
+    when the loop ends or the generator is closed. Neither its weights nor their ``.grad`` are
+    touched."""
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     was_training = model.training
     model.eval()

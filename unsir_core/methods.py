@@ -43,7 +43,7 @@ class UnlearnResult:
     model: nn.Module  # the unlearned copy; the caller's model is unchanged
     seconds: float  # wall time of the whole unlearning
     phases: dict[str, float]  # seconds per phase (UNSIR: noise, impair, repair)
-    history: list[dict] = field(default_factory=list)  # loss / accuracy of each training epoch
+    history: list[dict] = field(default_factory=list)  # per epoch / step of the method (loss, accuracy, choices)
 
 
 @dataclass
