@@ -342,8 +342,15 @@ def _fmt(x: float, kind: str) -> str:
     return f"{100 * x:.1f}" if kind == "pct" else f"{x:.{int(kind)}f}"
 
 
+def measured_figures(a: dict) -> list[tuple[str, str, str]]:
+    """The audit figures some model of ``a`` has a number for (a run with fewer ``--metrics``
+    leaves the others out of its tables)."""
+    return [fig for fig in AUDIT_FIGURES if any(figs.get(fig[0]) for figs in a["models"].values())]
+
+
 def audit_section(name: str, a: dict) -> list[str]:
     env, recipe = a["environment"], a["recipe"]
+    figures = measured_figures(a)
     classes = ", ".join("+".join(c["forget_names"]) for c in a["per_class"])
     lines = [
         f"### Audit: {a['dataset']} {a['model']} (`{name}`)",
@@ -358,12 +365,12 @@ def audit_section(name: str, a: dict) -> list[str]:
         f"{env['cpu_threads']} CPU threads, CUDA {env['cuda'] or 'none'}, commit `{(env['git_commit'] or '?')[:10]}`. "
         "Mean ± standard deviation over every (class, seed) run.",
         "",
-        "| model | " + " | ".join(label for _, label, _ in AUDIT_FIGURES) + " |",
-        "|---|" + "---|" * len(AUDIT_FIGURES),
+        "| model | " + " | ".join(label for _, label, _ in figures) + " |",
+        "|---|" + "---|" * len(figures),
     ]
     for model, figs in a["models"].items():
         cells = []
-        for key, _, kind in AUDIT_FIGURES:
+        for key, _, kind in figures:
             f = figs.get(key)
             cells.append("-" if not f else f"{_fmt(f['mean'], kind)} ± {_fmt(f['std'], kind)}")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
@@ -379,7 +386,7 @@ def audit_section(name: str, a: dict) -> list[str]:
             "| figure | UNSIR - ablation | 95 % CI | p | p by class | Δ distance to retrained | UNSIR seed sd |",
             "|---|---|---|---|---|---|---|",
         ]
-        for key, label, kind in AUDIT_FIGURES:
+        for key, label, kind in figures:
             d, g = comparison["difference"].get(key), comparison["gap_to_retrained"].get(key)
             sd = comparison["unsir_seed_sd"].get(key)
             if not d:
@@ -401,7 +408,7 @@ def closest_lines(a: dict) -> list[str]:
     gaps = a.get("to_retrained")
     if not gaps:
         return []
-    shown = [(k, label, kind) for k, label, kind in AUDIT_FIGURES if k != "seconds"]
+    shown = [(k, label, kind) for k, label, kind in measured_figures(a) if k != "seconds"]
     lines = [
         "Distance to the retrained model, |method - retrained| averaged over the (class, seed) runs "
         "(**bold**: the closest method on that figure, every one when tied), and each method's mean wall time.",

@@ -324,3 +324,13 @@ def test_recipe_argument_names_a_set_and_changes_fields(monkeypatch):
         recipe_from("cifar10", "resnet18", ["fast", "official"])
     with pytest.raises(InvalidConfigError, match="unknown recipe set 'quick'"):
         recipe_from("cifar10", "resnet18", ["quick"])
+
+
+def test_the_report_leaves_out_audit_figures_no_model_has(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import report
+
+    one = {"mean": 0.5, "std": 0.0}
+    a = {"models": {"original": {"forget_acc": one, "mia_worst": None}, "unsir": {"forget_acc": one, "tow": one}}}
+    keys = [key for key, _, _ in report.measured_figures(a)]
+    assert keys == [key for key, _, _ in report.AUDIT_FIGURES if key in ("forget_acc", "tow")]
