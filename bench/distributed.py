@@ -67,7 +67,9 @@ def main() -> None:
     p.add_argument("--recipe", default="official", choices=list(RECIPE_SETS), help="recipe set (default official)")
     p.add_argument("--out", help="JSON file for the results")
     args = p.parse_args()
-    counts = int_list(args.processes)
+    counts = int_list(args.processes, "--processes")
+    if not counts or min(counts) < 1:
+        raise SystemExit(f"--processes takes counts of at least 1, got {args.processes!r}")
 
     rows = [run_once(n, args) for _ in range(args.repeats) for n in counts]
     median = {
