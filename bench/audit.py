@@ -1,15 +1,14 @@
 """The audit benchmark: every metric, inside the model included, for UNSIR, its noise ablations
 and baselines against the retrained model; and whether the error-maximising noise changes any
-of them beyond the seed spread. Prints tables, writes JSON (after each forget set, so an
-interrupted run keeps what it measured).
+of them beyond the seed spread. Prints tables, writes JSON (after each seed of each forget set, so an
+interrupted run keeps what it measured and ``--resume`` goes on from the next seed).
 
     python bench/audit.py --dataset cifar10 --model resnet18 --forget 3,5,9 --seeds 0,1,2 \\
         --out bench/results/cifar10_resnet18_audit.json
 
-Each forget class is one experiment (``unsir_core.experiment``): the original and the
+Each (forget class, seed) is one experiment (``unsir_core.experiment``): the original and the
 retrained model (``--recipe``'s set, official by default; ``--model-seed``; trained once and
-cached) and every method
-for every seed, all with ``--metrics`` (default: all). The JSON keeps, per forget class, seed
+cached) and every method, all with ``--metrics`` (default: all). The JSON keeps, per forget class, seed
 and model, the single-number figures (accuracies, relearn steps, MIA per attack, JS to the
 retrained model, probe accuracies, CKA of the last two blocks, ZRF, ToW, seconds; the full
 per-block CKA and the 2-D maps stay in ``--runs`` if given), their mean and standard
@@ -326,6 +325,36 @@ def resumed(path: str, args, seeds, methods, metrics) -> tuple[list[dict], str, 
     return classes, old["started_at"], [*old.get("earlier_commands", []), old["command"]], old
 
 
+def seeds_done(entry: dict | None) -> list[int]:
+    """The seeds a forget class's entry holds (none for a class not yet run)."""
+    return [s["seed"] for s in entry["per_seed"]] if entry else []
+
+
+def add_seed(entry: dict | None, classes: list[dict], result: dict, seconds: float) -> dict:
+    """Add one seed's experiment (``result``, a single-seed ``run_experiment``) to its forget
+    class's entry, creating the entry (appended to ``classes``) for the class's first seed. Each
+    seed records its own wall time and commit (an interrupted class may be finished later); the
+    class's ``seconds`` is their sum."""
+    commit = environment()["git_commit"]
+    if entry is None:
+        entry = {
+            "forget": result["forget_classes"],
+            "forget_names": result["forget_class_names"],
+            "seconds": 0.0,
+            "git_commit": commit,
+            "errors": {},
+            "per_seed": [],
+        }
+        classes.append(entry)
+    for s in result["per_seed"]:
+        models = {name: figures(e) for name, e in s["models"].items()}
+        entry["per_seed"].append({"seed": s["seed"], "seconds": seconds, "git_commit": commit, "models": models})
+    entry["seconds"] += seconds
+    for name, err in result["errors"].items():
+        entry["errors"].setdefault(name, err)
+    return entry
+
+
 def main() -> None:
     p = base_parser(__doc__)
     p.add_argument("--forget", default="3,5,9", help="forget classes, each its own experiment (comma-separated)")
@@ -341,13 +370,13 @@ def main() -> None:
         help="change a method's hyper-parameter (the ablations follow UNSIR's changes)",
     )
     add_recipe_argument(p)
-    p.add_argument("--runs", help="also store each forget class's metrics.json as a run in this folder")
+    p.add_argument("--runs", help="also store each (forget class, seed)'s metrics.json as a run in this folder")
     p.add_argument("--out", help="JSON file for the results")
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue the result file --out: keep the forget classes it holds (each records the commit that "
-        "measured it) and run the others; the settings must be the file's",
+        help="continue the result file --out: keep the (forget class, seed) runs it holds (each records the "
+        "commit that measured it) and run the others; the settings must be the file's",
     )
     p.add_argument(
         "--summarise",
@@ -371,53 +400,47 @@ def main() -> None:
         if Path(args.out).exists():
             classes, started, commands, payload = resumed(args.out, args, seeds, methods, metrics)
             payload = {**payload, **summarise(classes), "per_class": classes}
-    done = {str(c) for entry in classes for c in [*entry["forget"], *entry["forget_names"]]}
     for forget in [c.strip() for c in args.forget.split(",") if c.strip()]:
-        if forget in done:
+        entry = next((c for c in classes if forget in {str(x) for x in [*c["forget"], *c["forget_names"]]}), None)
+        left = [s for s in seeds if s not in seeds_done(entry)]
+        if not left:
             print(f"forget {forget}: kept from {args.out}", flush=True)
             continue
-        cfg = experiment_config(args, forget, seeds, methods, metrics)
-        t = time.perf_counter()
-        result, _ = run_experiment(cfg)
-        if args.runs:
-            write_run(f"{args.runs}/{args.dataset}-{args.model}-forget{forget}", result)
-        classes.append(
-            {
-                "forget": result["forget_classes"],
-                "forget_names": result["forget_class_names"],
-                "seconds": time.perf_counter() - t,
-                "git_commit": environment()["git_commit"],
-                "errors": result["errors"],
-                "per_seed": [
-                    {"seed": s["seed"], "models": {name: figures(entry) for name, entry in s["models"].items()}}
-                    for s in result["per_seed"]
-                ],
+        if entry is not None:
+            print(f"forget {forget}: seeds {seeds_done(entry)} kept from {args.out}, running {left}", flush=True)
+        for seed in left:
+            cfg = experiment_config(args, forget, (seed,), methods, metrics)
+            t = time.perf_counter()
+            result, _ = run_experiment(cfg)
+            if args.runs:
+                write_run(f"{args.runs}/{args.dataset}-{args.model}-forget{forget}-seed{seed}", result)
+            entry = add_seed(entry, classes, result, time.perf_counter() - t)
+            payload = {
+                "benchmark": f"{args.dataset}_{args.model}_audit",
+                "command": command(),
+                "earlier_commands": commands,
+                "dataset": args.dataset,
+                "model": args.model,
+                "seeds": list(seeds),
+                "model_seed": args.model_seed,
+                "methods": list(methods),
+                "metrics": metrics,
+                "recipes": recipe_set(args.recipe),
+                "recipe": result["config"]["train"],
+                "method_configs": result["config"]["method_configs"],
+                "device": result["config"]["device_used"],
+                "environment": environment(),
+                "started_at": started,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                **summarise(classes),
+                "per_class": classes,
             }
-        )
-        summary = summarise(classes)
-        payload = {
-            "benchmark": f"{args.dataset}_{args.model}_audit",
-            "command": command(),
-            "earlier_commands": commands,
-            "dataset": args.dataset,
-            "model": args.model,
-            "seeds": list(seeds),
-            "model_seed": args.model_seed,
-            "methods": list(methods),
-            "metrics": metrics,
-            "recipes": recipe_set(args.recipe),
-            "recipe": result["config"]["train"],
-            "method_configs": result["config"]["method_configs"],
-            "device": result["config"]["device_used"],
-            "environment": environment(),
-            "started_at": started,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            **summary,
-            "per_class": classes,
-        }
-        if args.out:
-            write_result(args.out, payload)
-        print(f"forget {result['forget_class_names']}: {classes[-1]['seconds']:.0f} s", flush=True)
+            if args.out:
+                write_result(args.out, payload)
+            print(
+                f"forget {result['forget_class_names']} seed {seed}: {entry['per_seed'][-1]['seconds']:.0f} s",
+                flush=True,
+            )
     print_table(payload, TABLE_KEYS)
 
 

@@ -348,10 +348,20 @@ def measured_figures(a: dict) -> list[tuple[str, str, str]]:
     return [fig for fig in AUDIT_FIGURES if any(figs.get(fig[0]) for figs in a["models"].values())]
 
 
+def forget_sets(a: dict) -> str:
+    """The forget sets of audit ``a``, each with the seeds it holds so far when it is not all of
+    them (an interrupted run, to be resumed)."""
+    names = []
+    for c in a["per_class"]:
+        seeds = [s["seed"] for s in c["per_seed"]]
+        names.append("+".join(c["forget_names"]) + ("" if seeds == a["seeds"] else f" (seeds {seeds} so far)"))
+    return ", ".join(names)
+
+
 def audit_section(name: str, a: dict) -> list[str]:
     env, recipe = a["environment"], a["recipe"]
     figures = measured_figures(a)
-    classes = ", ".join("+".join(c["forget_names"]) for c in a["per_class"])
+    classes = forget_sets(a)
     lines = [
         f"### Audit: {a['dataset']} {a['model']} (`{name}`)",
         "",

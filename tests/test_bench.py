@@ -229,9 +229,20 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     assert b["closest"]["forget_acc"]["methods"] == tied and "seconds" not in b["closest"]
     assert "significant" not in (comparison["difference"]["seconds"] or {})  # seconds: reported, not tested
     assert "unsir_random_noise" not in b["unsir_minus"] and b["method_configs"]["unsir_no_noise"]["noise_steps"] == 5
-    assert (tmp_path / "runs" / "digits-resnet18-forget3" / "metrics.json").is_file()
-    # --resume keeps the classes the file holds, runs the others, and refuses other settings
+    assert [
+        json.loads((tmp_path / "runs" / f"digits-resnet18-forget3-seed{s}" / "metrics.json").read_text())["config"][
+            "seeds"
+        ]
+        for s in (0, 1)
+    ] == [[0], [1]]
+    assert [s["seed"] for s in b["per_class"][0]["per_seed"]] == [0, 1]
+    assert b["per_class"][0]["seconds"] == pytest.approx(sum(s["seconds"] for s in b["per_class"][0]["per_seed"]))
+    # --resume keeps the (class, seed) runs the file holds, runs the others, and refuses other settings;
+    # a class interrupted after its first seed goes on from its second
     first = json.loads(out.read_text())
+    interrupted = json.loads(out.read_text())
+    interrupted["per_class"][0]["per_seed"] = interrupted["per_class"][0]["per_seed"][:1]
+    out.write_text(json.dumps(interrupted))
     resume = ["bench/audit.py", *args.split(), *quick.split(), "--out", str(out), "--resume"]
     refused = run(*[a if a != "0,1" else "0,2" for a in resume], cache=tmp_path / "cache", check=False)
     assert refused.returncode != 0 and "was made with seeds [0, 1], not [0, 2]" in refused.stderr
@@ -239,10 +250,11 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     assert other_lr.returncode != 0 and "with unsir.impair_lr 0.0005, not 0.002" in other_lr.stderr  # not averaged
     assert b["recipes"] == "fast"
     stdout = run(*[a if a != "3" else "3,4" for a in resume], cache=tmp_path / "cache").stdout
-    assert "forget 3: kept from" in stdout
+    assert "forget 3: seeds [0] kept from" in stdout and "running [1]" in stdout
     b = json.loads(out.read_text())
     assert [c["forget"] for c in b["per_class"]] == [[3], [4]] and b["earlier_commands"] == [first["command"]]
-    assert b["per_class"][0]["per_seed"] == first["per_class"][0]["per_seed"]
+    assert [s["seed"] for s in b["per_class"][0]["per_seed"]] == [0, 1]
+    assert b["per_class"][0]["per_seed"][0] == first["per_class"][0]["per_seed"][0]
     assert all(c["git_commit"] == first["environment"]["git_commit"] for c in b["per_class"])
     assert b["unsir_minus"]["unsir_no_noise"]["difference_by_class"]["retain_acc"]["n"] == 2
     before = json.loads(out.read_text())
@@ -334,3 +346,13 @@ def test_the_report_leaves_out_audit_figures_no_model_has(monkeypatch):
     a = {"models": {"original": {"forget_acc": one, "mia_worst": None}, "unsir": {"forget_acc": one, "tow": one}}}
     keys = [key for key, _, _ in report.measured_figures(a)]
     assert keys == [key for key, _, _ in report.AUDIT_FIGURES if key in ("forget_acc", "tow")]
+
+
+def test_the_report_names_a_forget_class_whose_seeds_are_not_all_run(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import report
+
+    runs = [{"seed": s} for s in (0, 1, 2)]
+    a = {"seeds": [0, 1, 2], "per_class": [{"forget_names": ["cat"], "per_seed": runs}]}
+    a["per_class"].append({"forget_names": ["dog"], "per_seed": runs[:1]})
+    assert report.forget_sets(a) == "cat, dog (seeds [0] so far)"
