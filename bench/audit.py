@@ -1,17 +1,17 @@
 """The audit benchmark: every metric, inside the model included, for UNSIR, its noise ablations
 and baselines against the retrained model; and whether the error-maximising noise changes any
-of them beyond the seed spread. Prints tables, writes JSON (after each seed of each forget set, so an
-interrupted run keeps what it measured and ``--resume`` goes on from the next seed).
+of them beyond the seed spread. Prints tables, writes JSON (after each seed of each forget set,
+so an interrupted run keeps what it measured and ``--resume`` goes on from the next seed).
 
     python bench/audit.py --dataset cifar10 --model resnet18 --forget 3,5,9 --seeds 0,1,2 \\
         --out bench/results/cifar10_resnet18_audit.json
 
 Each (forget class, seed) is one experiment (``unsir_core.experiment``): the original and the
 retrained model (``--recipe``'s set, official by default; ``--model-seed``; trained once and
-cached) and every method, all with ``--metrics`` (default: all). The JSON keeps, per forget class, seed
-and model, the single-number figures (accuracies, relearn steps, MIA per attack, JS to the
-retrained model, probe accuracies, CKA of the last two blocks, ZRF, ToW, seconds; the full
-per-block CKA and the 2-D maps stay in ``--runs`` if given), their mean and standard
+cached) and every method, all with ``--metrics`` (default: all). The JSON keeps, per forget
+class, seed and model, the single-number figures (accuracies, relearn steps, MIA per attack, JS
+to the retrained model, probe accuracies, CKA of the last two blocks, ZRF, ToW, seconds; the
+full per-block CKA and the 2-D maps stay in ``--runs`` if given), their mean and standard
 deviation over all runs, and the paired differences between UNSIR and each noise ablation
 (same class, same seed: the same Dr_sub, the same noise draw and the same batch order), as raw
 figures and as the change in distance to the retrained model, with paired t-tests corrected
