@@ -1,7 +1,8 @@
 """The audit benchmark: every metric, inside the model included, for UNSIR, its noise ablations
 and baselines against the retrained model; and whether the error-maximising noise changes any
 of them beyond the seed spread. Prints tables, writes JSON (after each seed of each forget set,
-so an interrupted run keeps what it measured and ``--resume`` goes on from the next seed).
+so an interrupted run keeps what it measured and ``--resume`` goes on from the next seed;
+``--redo METHODS`` measures some methods again on the runs kept, after a fix to them).
 
     python bench/audit.py --dataset cifar10 --model resnet18 --forget 3,5,9 --seeds 0,1,2 \\
         --out bench/results/cifar10_resnet18_audit.json
@@ -35,6 +36,7 @@ from unsir_core.experiment import ExperimentConfig, run_experiment
 from unsir_core.methods import parse_method_overrides
 from unsir_core.provenance import environment
 from unsir_core.runs import write_run
+from unsir_core.runtime import resolve_device
 
 METHODS = "unsir,unsir_random_noise,unsir_no_noise,finetune,neggrad"
 ABLATIONS = ("unsir_random_noise", "unsir_no_noise")
@@ -293,10 +295,10 @@ def configs_record(cfg: ExperimentConfig) -> dict:
     return {name: asdict(c) for name, c in cfg.unlearning_configs().items()}
 
 
-def resumed(path: str, args, seeds, methods, metrics) -> tuple[list[dict], str, list[str], dict]:
+def resumed(path: str, args, seeds, methods, metrics, redo=()) -> tuple[list[dict], str, list[str], dict]:
     """The per-class results, start time, commands and whole payload of the result file at
     ``path``, if it was made with the settings given now (else an error naming the first
-    difference)."""
+    difference; the configs of the methods in ``redo``, about to be measured again, may differ)."""
     old = json.loads(Path(path).read_text())
     now = {
         "dataset": args.dataset,
@@ -312,6 +314,7 @@ def resumed(path: str, args, seeds, methods, metrics) -> tuple[list[dict], str, 
         **{
             f"{name}.{field}": value
             for name, config in configs_record(experiment_config(args, "0", seeds, methods, metrics)).items()
+            if name not in redo
             for field, value in json.loads(json.dumps(config)).items()
         },
     }
@@ -355,6 +358,60 @@ def add_seed(entry: dict | None, classes: list[dict], result: dict, seconds: flo
     return entry
 
 
+def redo_seed(args, entry: dict, run: dict, redo: tuple[str, ...], metrics) -> float:
+    """Measure the methods ``redo`` again on one kept (class, seed) ``run`` of ``entry`` (after a
+    fix to them or a change of their defaults) and put their figures in place of the old ones,
+    recording the commit in ``run["redone"]``. The original and retrained models are evaluated
+    again too and must give the kept figures (else the cached models changed and the run is
+    refused). Returns the wall time."""
+    cfg = experiment_config(args, str(entry["forget"][0]), (run["seed"],), redo, metrics)
+    t = time.perf_counter()
+    result, _ = run_experiment(cfg)
+    models = {name: figures(e) for name, e in result["per_seed"][0]["models"].items()}
+    for reference in ("original", "retrained"):
+        for key in ("forget_acc", "retain_acc"):
+            kept, now = (run["models"].get(reference) or {}).get(key), (models.get(reference) or {}).get(key)
+            if kept != now:
+                raise UnsirError(
+                    f"--redo: the {reference} model of {entry['forget_names']} seed {run['seed']} gives {key} "
+                    f"{now}, not the kept {kept}: the cached models are not the ones the file measured"
+                )
+    commit = environment()["git_commit"]
+    for name in redo:
+        run["models"].pop(name, None)
+        if name in models:
+            run["models"][name] = models[name]
+        else:
+            entry["errors"][name] = result["errors"].get(name, "not measured")
+        run.setdefault("redone", {})[name] = commit
+    return time.perf_counter() - t
+
+
+def result_payload(args, seeds, methods, metrics, started, commands, classes) -> dict:
+    """The result file's content: settings, environment, summary and the per-class figures."""
+    cfg = experiment_config(args, "0", seeds, methods, metrics)
+    return {
+        "benchmark": f"{args.dataset}_{args.model}_audit",
+        "command": command(),
+        "earlier_commands": commands,
+        "dataset": args.dataset,
+        "model": args.model,
+        "seeds": list(seeds),
+        "model_seed": args.model_seed,
+        "methods": list(methods),
+        "metrics": metrics,
+        "recipes": recipe_set(args.recipe),
+        "recipe": asdict(cfg.recipe()),
+        "method_configs": json.loads(json.dumps(configs_record(cfg))),
+        "device": str(resolve_device(args.device)),
+        "environment": environment(),
+        "started_at": started,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **summarise(classes),
+        "per_class": classes,
+    }
+
+
 def main() -> None:
     p = base_parser(__doc__)
     p.add_argument("--forget", default="3,5,9", help="forget classes, each its own experiment (comma-separated)")
@@ -379,6 +436,14 @@ def main() -> None:
         "commit that measured it) and run the others; the settings must be the file's",
     )
     p.add_argument(
+        "--redo",
+        default="",
+        metavar="METHODS",
+        help="with --resume: measure these methods (comma-separated) again on every kept (class, seed) run, "
+        "replacing their figures (after a fix to them or a change of their defaults; their configs may differ "
+        "from the file's)",
+    )
+    p.add_argument(
         "--summarise",
         metavar="JSON",
         help="no experiment: recompute the summary of this result file from its per-class figures (after a change "
@@ -392,14 +457,31 @@ def main() -> None:
     metrics = list_metrics() if args.metrics == "all" else [m for m in args.metrics.split(",") if m]
     seeds = tuple(int(s) for s in args.seeds.split(","))
     methods = tuple(m for m in args.methods.split(",") if m)
+    redo = tuple(m for m in args.redo.split(",") if m)
+    if redo and not args.resume:
+        raise UnsirError("--redo measures methods again in the file --resume continues")
+    if unknown := [m for m in redo if m not in methods]:
+        raise UnsirError(f"--redo: {', '.join(unknown)} not in --methods")
     classes, started, commands = [], time.strftime("%Y-%m-%dT%H:%M:%S%z"), []
     payload: dict = {}
     if args.resume:
         if not args.out:
             raise UnsirError("--resume continues the file given by --out")
         if Path(args.out).exists():
-            classes, started, commands, payload = resumed(args.out, args, seeds, methods, metrics)
+            classes, started, commands, payload = resumed(args.out, args, seeds, methods, metrics, redo)
             payload = {**payload, **summarise(classes), "per_class": classes}
+
+    def record() -> dict:
+        out = result_payload(args, seeds, methods, metrics, started, commands, classes)
+        if args.out:
+            write_result(args.out, out)
+        return out
+
+    for entry in classes if redo else []:
+        for run in entry["per_seed"]:
+            seconds = redo_seed(args, entry, run, redo, metrics)
+            payload = record()
+            print(f"forget {entry['forget_names']} seed {run['seed']}: {', '.join(redo)} again, {seconds:.0f} s")
     for forget in [c.strip() for c in args.forget.split(",") if c.strip()]:
         entry = next((c for c in classes if forget in {str(x) for x in [*c["forget"], *c["forget_names"]]}), None)
         left = [s for s in seeds if s not in seeds_done(entry)]
@@ -415,28 +497,7 @@ def main() -> None:
             if args.runs:
                 write_run(f"{args.runs}/{args.dataset}-{args.model}-forget{forget}-seed{seed}", result)
             entry = add_seed(entry, classes, result, time.perf_counter() - t)
-            payload = {
-                "benchmark": f"{args.dataset}_{args.model}_audit",
-                "command": command(),
-                "earlier_commands": commands,
-                "dataset": args.dataset,
-                "model": args.model,
-                "seeds": list(seeds),
-                "model_seed": args.model_seed,
-                "methods": list(methods),
-                "metrics": metrics,
-                "recipes": recipe_set(args.recipe),
-                "recipe": result["config"]["train"],
-                "method_configs": result["config"]["method_configs"],
-                "device": result["config"]["device_used"],
-                "environment": environment(),
-                "started_at": started,
-                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                **summarise(classes),
-                "per_class": classes,
-            }
-            if args.out:
-                write_result(args.out, payload)
+            payload = record()
             print(
                 f"forget {result['forget_class_names']} seed {seed}: {entry['per_seed'][-1]['seconds']:.0f} s",
                 flush=True,

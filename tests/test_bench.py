@@ -262,6 +262,21 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     again = json.loads(out.read_text())
     assert again.pop("summarised_by")["command"].startswith("python bench/audit.py --summarise")
     assert again == before  # the same statistics from the same per-class figures
+    # --redo measures one method again on every kept run (after a fix) and leaves the others' figures
+    wrong = run(*resume, "--redo", "neggrad", cache=tmp_path / "cache", check=False)
+    assert wrong.returncode != 0 and "--redo: neggrad not in --methods" in wrong.stderr
+    run(*resume, "--redo", "unsir_no_noise", cache=tmp_path / "cache")
+    redone = json.loads(out.read_text())
+    for old_class, new_class in zip(again["per_class"], redone["per_class"], strict=True):
+        for old_run, new_run in zip(old_class["per_seed"], new_class["per_seed"], strict=True):
+            assert new_run["redone"] == {"unsir_no_noise": redone["environment"]["git_commit"]}
+            assert {k: v for k, v in new_run["models"].items() if k != "unsir_no_noise"} == {
+                k: v for k, v in old_run["models"].items() if k != "unsir_no_noise"
+            }
+            assert (
+                new_run["models"]["unsir_no_noise"]["forget_acc"] == old_run["models"]["unsir_no_noise"]["forget_acc"]
+            )
+    assert list(redone["per_class"][0]["per_seed"][0]["models"]) == list(again["per_class"][0]["per_seed"][0]["models"])
     run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
     readme = (tmp_path / "README.md").read_text()
     assert "### Audit: digits resnet18" in readme and "UNSIR minus `unsir_no_noise`" in readme
