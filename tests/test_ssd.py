@@ -49,8 +49,10 @@ def test_dampening_touches_only_the_weights_the_forget_data_needs_far_more():
 def test_ssd_reads_forget_data_has_the_official_defaults_and_dampens_through_the_registry(digits, trained_digits_model):
     method = get_method("ssd")
     assert method.reads_forget
-    assert method_config("ssd", "cifar10", "resnet18") == SsdConfig(alpha=10.0, dampening=1.0, batch_size=64)
-    assert method_config("ssd", "cifar10", "vit").alpha == 5.0
+    assert method_config("ssd", "digits", "resnet18") == SsdConfig(alpha=10.0, dampening=1.0, batch_size=64)
+    assert method_config("ssd", "cifar10", "resnet18") == SsdConfig(alpha=9.0, dampening=1.0, batch_size=64)
+    assert method_config("ssd", "cifar10", "mobilenetv2").alpha == 9.0
+    assert method_config("ssd", "cifar10", "vit").alpha == method_config("ssd", "digits", "vit").alpha == 5.0
     result = unlearn("ssd", trained_digits_model, "resnet18", digits, (3,), CPU, method_config("ssd", "digits", "x"))
     assert set(result.phases) == {"importance", "dampen"}
     pairs = list(zip(result.model.named_parameters(), trained_digits_model.parameters(), strict=True))

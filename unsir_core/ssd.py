@@ -13,7 +13,8 @@ training set ``I_D`` (retained and forget samples), it is dampened::
 Every other parameter is left as it is. Defaults are the official code's for full-class
 forgetting on CIFAR (``forget_full_class_main.py`` of if-loops/selective-synaptic-dampening):
 ``alpha`` (its ``selection_weighting``) 10, 5 for the ViT, ``lambda`` (``dampening_constant``) 1,
-batches of 64. SSD reads forget-class samples: it is not zero-glance.
+batches of 64; on CIFAR-10 the CNNs take alpha 9 (see ``SSD_DEFAULTS``: 10 cannot select
+there). SSD reads forget-class samples: it is not zero-glance.
 """
 
 from __future__ import annotations
@@ -41,10 +42,18 @@ class SsdConfig(Knobs):
     batch_size: int = knob(64, "samples per gradient when estimating importances", min=1)
 
 
-# The official code's values by model ("*" matching any), see the module docstring.
+# The official code's values by model ("*" matching any), see the module docstring; and CIFAR-10's
+# CNNs, where alpha 10 cannot select: the code takes I_D over the retained samples then the forget
+# samples in order, so the forget batches are about a tenth of D's and I_f / I_D <= ~N_D / N_f, 9.9
+# for a CIFAR-10 class (the paper's class forgetting was on CIFAR-100 and CIFAR-20, bounds 100 and
+# 20). Measured on the fast ResNet18, cat, seed 0 (sweep_cifar10_resnet18_ssd_alpha*.json): alpha 10
+# dampens 0.007 % of the weights and forgets nothing (58.6 %), 9 forgets to 1.6 % and keeps
+# retained accuracy (+1.7 points), 8 forgets to 0 % at -3.3 points, 5 leaves 22 % retained.
 SSD_DEFAULTS: dict[tuple[str, str], SsdConfig] = {
     ("*", "*"): SsdConfig(),
     ("*", "vit"): replace(SsdConfig(), alpha=5.0),
+    ("cifar10", "*"): replace(SsdConfig(), alpha=9.0),
+    ("cifar10", "vit"): replace(SsdConfig(), alpha=5.0),  # not measured: the official ViT value
 }
 
 
