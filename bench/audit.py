@@ -378,10 +378,11 @@ def redo_seed(args, entry: dict, run: dict, redo: tuple[str, ...], metrics) -> f
                 )
     commit = environment()["git_commit"]
     for name in redo:
-        run["models"].pop(name, None)
-        if name in models:
+        if name in models:  # in place: the models keep their order in the file and its tables
             run["models"][name] = models[name]
+            entry["errors"].pop(name, None)
         else:
+            run["models"].pop(name, None)
             entry["errors"][name] = result["errors"].get(name, "not measured")
         run.setdefault("redone", {})[name] = commit
     return time.perf_counter() - t
