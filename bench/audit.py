@@ -358,6 +358,21 @@ def add_seed(entry: dict | None, classes: list[dict], result: dict, seconds: flo
     return entry
 
 
+def same_references(kept: dict, now: dict, where: str) -> None:
+    """Refuse to put runs measured against other models side by side: the original and retrained
+    models of ``now`` (a run's figures by model) must give ``kept``'s test forget and retained
+    accuracy exactly (the same cached models, or the same deterministic training; a run of a class
+    is compared with its kept runs, as the cache may have been emptied between them)."""
+    for reference in ("original", "retrained"):
+        for key in ("forget_acc", "retain_acc"):
+            was, is_ = (kept.get(reference) or {}).get(key), (now.get(reference) or {}).get(key)
+            if was != is_:
+                raise UnsirError(
+                    f"{where}: the {reference} model gives {key} {is_}, not the kept runs' {was}: it is not the "
+                    "model the file measured (retrained differently, or another cache); nothing was written"
+                )
+
+
 def redo_seed(args, entry: dict, run: dict, redo: tuple[str, ...], metrics) -> float:
     """Measure the methods ``redo`` again on one kept (class, seed) ``run`` of ``entry`` (after a
     fix to them or a change of their defaults) and put their figures in place of the old ones,
@@ -368,14 +383,7 @@ def redo_seed(args, entry: dict, run: dict, redo: tuple[str, ...], metrics) -> f
     t = time.perf_counter()
     result, _ = run_experiment(cfg)
     models = {name: figures(e) for name, e in result["per_seed"][0]["models"].items()}
-    for reference in ("original", "retrained"):
-        for key in ("forget_acc", "retain_acc"):
-            kept, now = (run["models"].get(reference) or {}).get(key), (models.get(reference) or {}).get(key)
-            if kept != now:
-                raise UnsirError(
-                    f"--redo: the {reference} model of {entry['forget_names']} seed {run['seed']} gives {key} "
-                    f"{now}, not the kept {kept}: the cached models are not the ones the file measured"
-                )
+    same_references(run["models"], models, f"--redo: {entry['forget_names']} seed {run['seed']}")
     commit = environment()["git_commit"]
     for name in redo:
         if name in models:  # in place: the models keep their order in the file and its tables
@@ -495,6 +503,9 @@ def main() -> None:
             cfg = experiment_config(args, forget, (seed,), methods, metrics)
             t = time.perf_counter()
             result, _ = run_experiment(cfg)
+            if entry is not None:
+                now = {name: figures(e) for name, e in result["per_seed"][0]["models"].items()}
+                same_references(entry["per_seed"][0]["models"], now, f"--resume: {forget} seed {seed}")
             if args.runs:
                 write_run(f"{args.runs}/{args.dataset}-{args.model}-forget{forget}-seed{seed}", result)
             entry = add_seed(entry, classes, result, time.perf_counter() - t)

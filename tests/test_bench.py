@@ -249,7 +249,17 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     other_lr = run(*resume, "--set", "unsir.impair_lr=0.002", cache=tmp_path / "cache", check=False)
     assert other_lr.returncode != 0 and "with unsir.impair_lr 0.0005, not 0.002" in other_lr.stderr  # not averaged
     assert b["recipes"] == "fast"
-    stdout = run(*[a if a != "3" else "3,4" for a in resume], cache=tmp_path / "cache").stdout
+    # a new seed is measured against the kept seeds' original and retrained models, or refused
+    tampered = json.loads(json.dumps(interrupted))
+    tampered["per_class"][0]["per_seed"][0]["models"]["original"]["retain_acc"] += 0.01
+    out.write_text(json.dumps(tampered))
+    other_model = run(*resume, cache=tmp_path / "cache", check=False)
+    assert other_model.returncode != 0
+    assert "--resume: 3 seed 1: the original model gives retain_acc" in other_model.stderr
+    assert json.loads(out.read_text()) == tampered  # nothing written
+    out.write_text(json.dumps(interrupted))
+    # an emptied cache retrains the same models (deterministic training), so the file goes on
+    stdout = run(*[a if a != "3" else "3,4" for a in resume], cache=tmp_path / "fresh_cache").stdout
     assert "forget 3: seeds [0] kept from" in stdout and "running [1]" in stdout
     b = json.loads(out.read_text())
     assert [c["forget"] for c in b["per_class"]] == [[3], [4]] and b["earlier_commands"] == [first["command"]]
