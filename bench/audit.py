@@ -503,12 +503,13 @@ def main() -> None:
             cfg = experiment_config(args, forget, (seed,), methods, metrics)
             t = time.perf_counter()
             result, _ = run_experiment(cfg)
-            if entry is not None:
-                now = {name: figures(e) for name, e in result["per_seed"][0]["models"].items()}
-                same_references(entry["per_seed"][0]["models"], now, f"--resume: {forget} seed {seed}")
+            entry = add_seed(entry, classes, result, time.perf_counter() - t)
+            # against the class's first run (itself for a new class), before anything is written
+            same_references(
+                entry["per_seed"][0]["models"], entry["per_seed"][-1]["models"], f"--resume: {forget} seed {seed}"
+            )
             if args.runs:
                 write_run(f"{args.runs}/{args.dataset}-{args.model}-forget{forget}-seed{seed}", result)
-            entry = add_seed(entry, classes, result, time.perf_counter() - t)
             payload = record()
             print(
                 f"forget {result['forget_class_names']} seed {seed}: {entry['per_seed'][-1]['seconds']:.0f} s",
