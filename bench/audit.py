@@ -479,9 +479,11 @@ def main() -> None:
         if Path(args.out).exists():
             classes, started, commands, payload = resumed(args.out, args, seeds, methods, metrics, redo)
             payload = {**payload, **summarise(classes), "per_class": classes}
+    # what was written into the file by hand after its runs (report.py shows it) stays with them
+    kept = {key: payload[key] for key in ("caveats",) if key in payload}
 
     def record() -> dict:
-        out = result_payload(args, seeds, methods, metrics, started, commands, classes)
+        out = {**result_payload(args, seeds, methods, metrics, started, commands, classes), **kept}
         if args.out:
             write_result(args.out, out)
         return out

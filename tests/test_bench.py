@@ -242,6 +242,7 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     first = json.loads(out.read_text())
     interrupted = json.loads(out.read_text())
     interrupted["per_class"][0]["per_seed"] = interrupted["per_class"][0]["per_seed"][:1]
+    interrupted["caveats"] = ["seed 0 was timed beside another job"]  # written by hand; kept by --resume
     out.write_text(json.dumps(interrupted))
     resume = ["bench/audit.py", *args.split(), *quick.split(), "--out", str(out), "--resume"]
     refused = run(*[a if a != "0,1" else "0,2" for a in resume], cache=tmp_path / "cache", check=False)
@@ -263,6 +264,7 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     assert "forget 3: seeds [0] kept from" in stdout and "running [1]" in stdout
     b = json.loads(out.read_text())
     assert [c["forget"] for c in b["per_class"]] == [[3], [4]] and b["earlier_commands"] == [first["command"]]
+    assert b["caveats"] == interrupted["caveats"]
     assert [s["seed"] for s in b["per_class"][0]["per_seed"]] == [0, 1]
     assert b["per_class"][0]["per_seed"][0] == first["per_class"][0]["per_seed"][0]
     assert all(c["git_commit"] == first["environment"]["git_commit"] for c in b["per_class"])
