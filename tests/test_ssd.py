@@ -102,9 +102,8 @@ def test_the_alpha_search_finds_the_largest_alpha_that_forgets_the_judged_sample
     assert chosen["reached"] and chosen["judged_on"] == 100 and len(tried) == 2 + cfg.search_steps
     alpha = used["alpha"]
     assert alpha == chosen["chosen_alpha"] and threshold / 1.005 < alpha <= threshold
-    assert (
-        tried[0]["alpha"] > threshold and tried[1]["alpha"] == ssd_module.SEARCH_FLOOR
-    )  # the largest ratio, the floor
+    largest_ratio, floor = tried[0]["alpha"], tried[1]["alpha"]  # tried first, in this order
+    assert largest_ratio > threshold and floor == ssd_module.SEARCH_FLOOR
     for t in tried:  # each alpha tried on the unchanged model: it forgot exactly when at or below the threshold
         assert (t["forget_accuracy"] <= cfg.forget_target) == (t["alpha"] <= threshold), t
     forget = digits.train.select((3,))
