@@ -8,6 +8,7 @@ from torch import nn
 from unsir_core.data import ImageTensors
 from unsir_core.methods import get_method, method_config, unlearn
 from unsir_core.ssd import SsdConfig, dampen, importance
+from unsir_core.train import accuracy, predict
 
 CPU = torch.device("cpu")
 
@@ -107,8 +108,6 @@ def test_the_alpha_search_finds_the_largest_alpha_that_forgets_the_judged_sample
     for t in tried:  # each alpha tried on the unchanged model: it forgot exactly when at or below the threshold
         assert (t["forget_accuracy"] <= cfg.forget_target) == (t["alpha"] <= threshold), t
     forget = digits.train.select((3,))
-    from unsir_core.train import accuracy, predict
-
     assert accuracy(predict(result.model, forget.images, digits.normalize, CPU), forget.labels) == 0.0
     assert accuracy(predict(trained_digits_model, forget.images, digits.normalize, CPU), forget.labels) > 0.9
 

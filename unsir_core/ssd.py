@@ -146,7 +146,7 @@ def search_alpha(
 
     def forgets(alpha: float) -> bool:
         fraction = dampen(model, forget, full, alpha, cfg.dampening)
-        acc = accuracy(predict(model.eval(), judge.images, task.normalize, task.device), judge.labels)
+        acc = accuracy(predict(model, judge.images, task.normalize, task.device), judge.labels)
         restore()
         history.append({"phase": "alpha_search", "alpha": alpha, "forget_accuracy": acc, "dampened_fraction": fraction})
         if tick is not None:
