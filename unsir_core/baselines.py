@@ -306,5 +306,5 @@ def fisher(task: UnlearningTask, cfg: FisherConfig) -> UnlearnResult:
         alpha = FISHER_ALPHAS[high] if high < len(FISHER_ALPHAS) else 0.0
         history.append({"phase": "alpha_search", "chosen_alpha": alpha, "floor": floor, "judged_on": len(judge)})
     apply(alpha)
-    seconds = time.perf_counter() - start
-    return UnlearnResult(model, seconds, {"fisher": estimated - start, "noise": seconds - estimated}, history)
+    end = time.perf_counter()
+    return UnlearnResult(model, end - start, {"fisher": estimated - start, "noise": end - estimated}, history)
