@@ -43,7 +43,7 @@ def test_every_method_runs_on_a_copy_and_reports_time(name, digits, trained_digi
     assert state_equal(before, trained_digits_model)
     assert not state_equal(result.model, trained_digits_model)  # it did change the copy
     assert result.seconds > 0
-    assert result.phases and all(0 <= t <= result.seconds for t in result.phases.values()), result.phases
+    assert result.phases and min(result.phases.values()) >= 0, result.phases
     assert sum(result.phases.values()) <= result.seconds * 1.001  # phases are parts of the wall time
     acc = accuracy_report(result.model, digits, [3], CPU)
     assert 0 <= acc["forget_acc"] <= 1 and 0 <= acc["retain_acc"] <= 1
