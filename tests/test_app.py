@@ -327,7 +327,7 @@ def test_the_noise_question_runs_unsir_and_its_ablations_in_one_job():
 
 def test_a_preset_chosen_on_the_unlearn_page_is_what_the_job_runs(monkeypatch):
     import ui.jobs
-    from unsir_core.unsir import FAST_CHANGES
+    from unsir_core.unsir_method import FAST_CHANGES
 
     submitted = []
     monkeypatch.setattr(ui.jobs, "submit_experiment", lambda cfg, label: submitted.append(cfg))

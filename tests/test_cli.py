@@ -176,7 +176,7 @@ def test_fashionmnist_experiment_runs_offline_from_the_debian_folder(tmp_path, m
     import unsir_core.datasets as datasets
     from tests.fakes import fake_fashion
     from unsir_core.recipes import default_recipe
-    from unsir_core.unsir import default_unsir
+    from unsir_core.unsir_method import default_unsir
 
     monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "debian")
     monkeypatch.setattr(socket, "socket", lambda *a, **k: pytest.fail("the experiment opened a socket"))
@@ -550,3 +550,77 @@ def test_the_notebook_method_resolves_its_config():
     from unsir_core.unsir import UnsirConfig
 
     assert method_config("unsir_notebook", "cifar10", "resnet18", recipes="fast") == UnsirConfig.official()
+
+
+# --- a model brought by the user (--original, --retrained) ----------------------------------
+
+
+def _bad_checkpoints(tmp_path) -> dict[str, tuple[pathlib.Path, str]]:
+    """Checkpoints that must be refused: (file, a phrase of the reason)."""
+    import pickle
+
+    from unsir_core.models import create_model
+
+    other_arch = tmp_path / "allcnn.pt"
+    torch.save(create_model("allcnn", 10).state_dict(), other_arch)
+    other_count = tmp_path / "five_classes.pt"
+    torch.save(create_model("resnet18", 5).state_dict(), other_count)
+    diverged = tmp_path / "diverged.pt"
+    state = create_model("resnet18", 10).state_dict()
+    state["fc.weight"][0, 0] = float("nan")
+    torch.save(state, diverged)
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"w": print}))
+    return {
+        "architecture": (other_arch, "does not fit"),
+        "class count": (other_count, "another shape"),
+        "nan": (diverged, "NaN or infinite"),
+        "pickle": (evil, "never unpickled"),
+    }
+
+
+def test_original_refuses_what_the_upload_refuses_with_the_same_message(tmp_path, capsys, digits):
+    from ui.state import Settings
+    from ui.uploads import save_upload
+    from unsir_core.errors import CheckpointError
+
+    settings = Settings("digits", None, "resnet18", "cpu", 0, None)
+    for what, (path, reason) in _bad_checkpoints(tmp_path).items():
+        out = tmp_path / f"run-{what.replace(' ', '_')}"
+        with pytest.raises(SystemExit) as exit:
+            run_cli("experiment", "--dataset", "digits", "--model", "resnet18", "--forget", "3",
+                    "--original", str(path), "--out", str(out), *QUICK)  # fmt: skip
+        assert exit.value.code == 2, what
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1, what  # one error line (Streamlit's own log lines aside)
+        cli = errors[0].removeprefix("error: ")
+        assert reason in cli and not out.exists(), what
+        with pytest.raises(CheckpointError) as refused:
+            save_upload(str(path), path.read_bytes(), settings, digits)
+        assert str(refused.value).replace(repr(str(path)), "FILE") == cli.replace(str(path), "FILE"), what
+
+
+def test_original_and_retrained_are_used_and_recorded_with_their_hash(tmp_path, capsys):
+    import hashlib
+
+    from unsir_core import TrainConfig, create_model, fit, load_dataset, set_seed
+
+    data = load_dataset("digits")
+    set_seed(1)
+    mine = create_model("resnet18", 10)
+    recipe = TrainConfig(epochs=1, batch_size=64, lr=1e-3, grad_clip_value=None, scheduler="none")
+    fit(mine, data.train, data.normalize, recipe, torch.device("cpu"))
+    original = tmp_path / "mine.pt"
+    torch.save(mine.state_dict(), original)  # a plain state_dict, as a user's own script saves it
+    out = tmp_path / "run"
+    run_cli("experiment", "--dataset", "digits", "--model", "resnet18", "--forget", "3", "--original", str(original),
+            "--retrained", str(original), "--metrics", "accuracy", "--out", str(out), "--quiet")  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    digest = hashlib.sha256(original.read_bytes()).hexdigest()
+    assert metrics["models"]["original"]["checkpoint_sha256"] == digest
+    assert metrics["models"]["retrained"]["checkpoint_sha256"] == digest  # the user's gold standard, not trained
+    assert metrics["config"]["original_checkpoint"] == str(original) and not metrics["config"]["recipe_known"]
+    assert metrics["config"]["presets"]["unsir"] == "calibrated"  # its recipe is unknown: UNSIR calibrates
+    history = metrics["models"]["unsir"]["history"]
+    assert any(h["phase"] == "calibration" and h.get("chosen") for h in history) or metrics["errors"]
+    assert "calibration" in metrics["models"].get("unsir", {}).get("phases", {"calibration": 0})

@@ -102,7 +102,8 @@ def test_unsir_is_listed_first_and_the_gold_standard_is_not_an_unlearning_method
 
 
 def test_presets_are_declared_by_the_method():
-    from unsir_core.unsir import UnsirConfig, default_unsir
+    from unsir_core.unsir import UnsirConfig
+    from unsir_core.unsir_method import default_unsir
 
     assert method_config("unsir", "cifar10", "resnet18", preset="official") == UnsirConfig.official()
     assert method_config("unsir", "digits", "resnet18") == default_unsir("digits", "resnet18")
@@ -115,7 +116,7 @@ def test_tuned_defaults_follow_the_recipe_set_the_model_was_trained_with():
     from unsir_core.errors import InvalidConfigError
     from unsir_core.experiment import ExperimentConfig
     from unsir_core.recipes import RECIPE_SETS, default_recipe
-    from unsir_core.unsir import UNSIR_DEFAULT_SETS, default_unsir
+    from unsir_core.unsir_method import UNSIR_DEFAULT_SETS, default_unsir
 
     assert set(UNSIR_DEFAULT_SETS) == set(RECIPE_SETS)  # every recipe set has its tuned UNSIR
     official, fast = (method_config("unsir", "cifar10", "resnet18", recipes=r) for r in ("official", "fast"))
@@ -149,7 +150,8 @@ def test_the_noise_ablations_are_unsir_with_only_the_noise_changed():
     from dataclasses import replace
 
     from unsir_core.experiment import ExperimentConfig
-    from unsir_core.unsir import UnsirConfig, default_unsir
+    from unsir_core.unsir import UnsirConfig
+    from unsir_core.unsir_method import default_unsir
 
     for name, noise in (("unsir_random_noise", "random"), ("unsir_no_noise", "none")):
         assert not get_method(name).reads_forget

@@ -25,6 +25,7 @@ from .train import fit, train_one_epoch  # noqa: E402
 # Importing these registers the methods, in the order every list shows them: UNSIR first.
 # isort: off
 from .unsir import UnsirConfig, impair, learn_noise, repair, unsir  # noqa: E402
+from . import unsir_method  # noqa: E402, F401
 from . import baselines  # noqa: E402, F401
 from . import relabel  # noqa: E402, F401
 from . import scrub  # noqa: E402, F401

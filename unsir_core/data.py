@@ -93,13 +93,23 @@ class ImageTensors:
     def sample_per_class(self, classes: Sequence[int], per_class: int, seed: int) -> ImageTensors:
         """Up to ``per_class`` samples of each class in ``classes``, drawn with ``seed``
         (all of a class when it has fewer)."""
+        return self.split_per_class(classes, per_class, seed)[0]
+
+    def split_per_class(
+        self, classes: Sequence[int], per_class: int | Callable[[int], int], seed: int
+    ) -> tuple[ImageTensors, ImageTensors]:
+        """``(picked, rest)``: up to ``per_class`` samples of each class in ``classes`` drawn
+        with ``seed`` (the same draw as :meth:`sample_per_class`), and the classes' other
+        samples. ``per_class`` may be a function of the class's sample count."""
         gen = torch.Generator().manual_seed(seed)
-        picked = []
+        picked, rest = [], []
         for c in classes:
             idx = (self.labels == c).nonzero().squeeze(1)
-            picked.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
-        idx = torch.cat(picked).sort().values
-        return self.subset(idx)
+            take = per_class(len(idx)) if callable(per_class) else per_class
+            order = idx[torch.randperm(len(idx), generator=gen)]
+            picked.append(order[:take])
+            rest.append(order[take:])
+        return self.subset(torch.cat(picked).sort().values), self.subset(torch.cat(rest).sort().values)
 
 
 @dataclass

@@ -21,16 +21,16 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import Knobs, knob, lookup
-from .data import ImageTensors, batch_indices, forbid_classes, retained_classes
+from .config import Knobs, knob
+from .data import ImageTensors, batch_indices, forbid_classes
 from .errors import InvalidClassesError, InvalidConfigError, NonFiniteLossError, ZeroGlanceViolation
-from .methods import UnlearningTask, UnlearnResult, register_method, register_variant
+from .methods import UnlearnResult
 from .models import model_spec, stage_count
 from .runtime import (
     PRECISIONS,
@@ -88,6 +88,41 @@ class UnsirConfig(Knobs):
     frozen_stages: int = knob(
         0, "leading stages of the model kept frozen in impair and repair (their outputs computed once)", min=0
     )
+    # calibration (calibration.py): impair_lr and repair_lr chosen for the model, zero-glance
+    calibrate: bool = knob(
+        False, "choose impair_lr / repair_lr for this model on held-out retained images (preset calibrated)"
+    )
+    calibration_holdout: int = knob(
+        100, "retained training images per class held out of Dr_sub to score each setting (at most 1/5)", min=1
+    )
+    calibration_lr_min: float = knob(1e-4, "gentlest impair lr calibration tries", above=0)
+    calibration_lr_max: float = knob(0.03, "strongest impair lr calibration tries (steps of sqrt(10))", above=0)
+    calibration_lr_start: float = knob(1e-3, "impair lr calibration tries first (the nearest step)", above=0)
+    repair_ratio: float = knob(0.1, "repair lr as a share of the impair lr, when calibrating", above=0)
+    calibration_probes: int = knob(
+        256, "calibration: forget-class probes per class, pushed from the retained look-alikes", min=1
+    )
+    probe_quantile: float = knob(
+        0.5,
+        "calibration: probes are pushed to this quantile of the original's margins on held-out images",
+        min=0,
+        max=1,
+    )
+    forget_signal_max: float = knob(
+        0.0, "calibration: largest share of the forget-class probes still classified as their class, deemed forgotten",
+        min=0, max=1,
+    )  # fmt: skip
+    retain_tolerance: float = knob(
+        0.05, "calibration: largest drop of held-out retained accuracy accepted (0.05 = 5 points)", min=0, max=1
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.calibration_lr_max < self.calibration_lr_min:
+            raise InvalidConfigError(
+                f"calibration_lr_max ({self.calibration_lr_max:g}) must be at least calibration_lr_min "
+                f"({self.calibration_lr_min:g})"
+            )
 
     @classmethod
     def official(cls) -> UnsirConfig:
@@ -106,81 +141,6 @@ class UnsirConfig(Knobs):
             repair_epochs=1,
             rounds=1,
         )
-
-
-_DIGITS = UnsirConfig(noise_batch=64, batch_size=64, impair_lr=5e-4, repair_lr=1e-3, repair_epochs=3, freeze_bn=True)
-
-# Defaults keyed by (data set, model), "*" matching any; see default_unsir().
-UNSIR_DEFAULTS: dict[tuple[str, str], UnsirConfig] = {
-    ("*", "*"): UnsirConfig(),
-    # digits has ~130 training images per class: Dr_sub is all of them and batches of 64 give
-    # the epochs enough steps. On this tiny set an impair at the CIFAR lr costs 5-9 points of
-    # retain accuracy, and noise-skewed BatchNorm statistics cost a few more: a gentler impair
-    # with frozen BatchNorm statistics did better (bench/sweep.py), but on the 3-epoch digits
-    # ResNet18 it still loses 3.7 points median, 12.1 on the worst of 30 runs.
-    ("digits", "*"): _DIGITS,
-    # On the digits ResNet18 the first three stages frozen and one repair epoch instead of three
-    # keep more of the retained classes (-1.5 points median, worst run -4.6, against -3.7 and
-    # -12.1) in half the time (6.4 s against 13.1 s; every class x 3 seeds,
-    # bench/results/sweep_digits_resnet18_levers.json). The other models are not measured.
-    ("digits", "resnet18"): replace(_DIGITS, frozen_stages=3, repair_epochs=1),
-    # MobileNetV2 is far more fragile than ResNet18: at ResNet18's impair lr 0.015 it loses
-    # ~26 points of retain accuracy on CIFAR-10 cat, at 0.001 none, and the class is still
-    # fully forgotten; the repair at 0.001 then still costs ship 2.3 points, at 0.0003 0.4
-    # (cat, dog: +1.8, +1.3). Frozen BatchNorm statistics make it worse, not better.
-    # bench/results/sweep_cifar10_mobilenetv2_*.json
-    ("*", "mobilenetv2"): UnsirConfig(impair_lr=1e-3, repair_lr=3e-4),
-    # Fashion-MNIST's models are trained with their fast one-cycle recipes (in both sets), as
-    # fragile under impair as the fast CIFAR-10 ones: on its ResNet18 (T-shirt and shirt, seed 0)
-    # impair lr 0.015 costs 3.1 points of retained accuracy, 1e-3 with a repair at 1e-4 gains 2.4
-    # (the 5-epoch original is not converged) and both forget fully
-    # (bench/results/sweep_fashionmnist_resnet18_defaults.json). MobileNetV2 keeps its own
-    # (measured on CIFAR-10 only), which the data set's entry would otherwise shadow.
-    ("fashionmnist", "*"): UnsirConfig(impair_lr=1e-3, repair_lr=1e-4),
-    ("fashionmnist", "mobilenetv2"): UnsirConfig(impair_lr=1e-3, repair_lr=3e-4),
-}
-
-
-# The fast recipe set's models (unsir_core.recipes: one-cycle SGD with augmentation) are far
-# more fragile under impair than the official set's (Adam, no augmentation) for which the
-# defaults above were tuned: on the fast CIFAR-10 ResNet18 the default impair lr 0.015 costs
-# ~26 points of retained accuracy (cat, 3 seeds), 0.001 with a repair at lr 1e-4 keeps them and
-# still forgets fully (bench/results/sweep_cifar10_resnet18_fast_*.json).
-FAST_UNSIR_DEFAULTS: dict[tuple[str, str], UnsirConfig] = {
-    **UNSIR_DEFAULTS,
-    ("*", "*"): UnsirConfig(impair_lr=1e-3, repair_lr=1e-4),
-}
-
-# Tuned defaults by the recipe set the model was trained with (the keys of RECIPE_SETS).
-UNSIR_DEFAULT_SETS: dict[str, dict[tuple[str, str], UnsirConfig]] = {
-    "official": UNSIR_DEFAULTS,
-    "fast": FAST_UNSIR_DEFAULTS,
-}
-
-
-def default_unsir(dataset: str, model: str, recipes: str = "official") -> UnsirConfig:
-    """The tuned UNSIR hyper-parameters for ``model`` on ``dataset``, trained with the recipe
-    set ``recipes``."""
-    if recipes not in UNSIR_DEFAULT_SETS:
-        raise InvalidConfigError(f"unknown recipe set {recipes!r}; choose one of: {', '.join(UNSIR_DEFAULT_SETS)}")
-    return lookup(UNSIR_DEFAULT_SETS[recipes], dataset, model)
-
-
-# The "fast" preset: the tuned config with the levers that bought speed without costing quality
-# on the fast-recipe CIFAR-10 ResNet18: a quarter of Dr_sub (500 per class), one repair epoch, 10
-# noise steps and the first three stages frozen (their outputs on Dr_sub and the noise computed
-# once). On every class x 3 seeds: forget <= 0.2 %, retained +0.26 points median, worst run
-# -0.60, 9.7 s against the tuned 80 s (bench/results/sweep_cifar10_resnet18_fast_all.json; the
-# levers one at a time: sweep_cifar10_resnet18_fast_{levers,presets}.json). bf16 (``precision``)
-# is left to the user: 7.5 s against 9.8 s in one run, 10.4 s against 9.7 s in the next.
-# Distillation did not help with a small Dr_sub (-2.2 points against -1.3 without it).
-FAST_CHANGES = {"dr_sub_per_class": 500, "repair_epochs": 1, "noise_steps": 10, "frozen_stages": 3}
-
-
-def fast_unsir(dataset: str, model: str, recipes: str = "official") -> UnsirConfig:
-    """The tuned config of ``model`` on ``dataset`` (recipe set ``recipes``) with the speed
-    levers of :data:`FAST_CHANGES`, for a model that registers enough stages."""
-    return replace(default_unsir(dataset, model, recipes), **FAST_CHANGES)
 
 
 def learn_noise(
@@ -338,6 +298,106 @@ def split_stages(model: nn.Module, model_name: str, frozen: int) -> tuple[nn.Mod
     return prefix, rest
 
 
+@dataclass
+class Prepared:
+    """What impair and repair start from, made once per request (and shared by the trials of a
+    calibration): the model's copy, the part of it they train, the noise and Dr_sub."""
+
+    unlearned: nn.Module  # the caller's model, copied to the device
+    trained: nn.Module  # what impair and repair train: ``unlearned``, or its stages after the frozen ones
+    prefix: nn.Module | None  # the frozen stages (their outputs stand in for the inputs), or None
+    noise: torch.Tensor  # (K * noise_batch, ...) in the trained part's input space
+    noise_labels: torch.Tensor
+    dr_x: torch.Tensor  # Dr_sub in the trained part's input space
+    dr_y: torch.Tensor  # labels
+    repair_y: torch.Tensor  # repair targets: the labels, or soft targets (distillation)
+    grad_flags: list[bool]  # requires_grad of the caller's parameters, given back at the end
+
+    def finish(self) -> nn.Module:
+        """The unlearned model, its parameters as trainable as in the caller's model, in eval mode."""
+        for p, flag in zip(self.unlearned.parameters(), self.grad_flags, strict=True):
+            p.requires_grad_(flag)
+        return self.unlearned.eval()
+
+
+def check_zero_glance(forget_classes: Sequence[int], dr_sub: ImageTensors) -> list[int]:
+    """The forget classes, sorted; refuses none, and a Dr_sub that holds one of them."""
+    forget = sorted({int(c) for c in forget_classes})
+    if not forget:
+        raise InvalidClassesError("no forget class given: choose at least one class to forget")
+    leaked = dr_sub.classes_present & set(forget)
+    if leaked:
+        raise ZeroGlanceViolation(
+            f"Dr_sub holds samples of forget class(es) {sorted(leaked)}; it must hold retained classes only"
+        )
+    return forget
+
+
+def prepare(
+    model: nn.Module,
+    forget: Sequence[int],
+    dr_sub: ImageTensors,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    cfg: UnsirConfig,
+    device: torch.device,
+    generator: torch.Generator,
+    *,
+    progress: ProgressFn | None = None,
+    model_name: str | None = None,
+) -> Prepared:
+    """Copy ``model`` to ``device``, learn the noise and move Dr_sub there (through the frozen
+    stages when ``cfg.frozen_stages``). Call inside :func:`~unsir_core.data.forbid_classes`."""
+    if cfg.frozen_stages and model_name is None:
+        raise InvalidConfigError("frozen_stages needs the model's registered name (model_name)")
+    # never mutate the caller's model; channels_last makes convolutions ~10% faster on CPU
+    unlearned = copy.deepcopy(model).to(device, memory_format=torch.channels_last)
+    grad_flags = [p.requires_grad for p in unlearned.parameters()]  # frozen stages give them back
+    dr_x = normalize(dr_sub.images.to(device))  # (n, C, H, W), kept in memory for every epoch
+    dr_y = dr_sub.labels.to(device)
+    noise, noise_labels = learn_noise(
+        unlearned, forget, dr_sub.image_shape, cfg, device, generator=generator, progress=progress
+    )
+    repair_y = distilled_targets(unlearned, dr_x, dr_y, forget, cfg) if cfg.repair_distill else dr_y
+    prefix, trained = None, unlearned
+    if cfg.frozen_stages:  # the frozen stages' outputs, computed once, stand in for the inputs
+        prefix, trained = split_stages(unlearned, model_name, cfg.frozen_stages)
+        noise, dr_x = _outputs(prefix, noise), _outputs(prefix, dr_x)
+    return Prepared(unlearned, trained, prefix, noise, noise_labels, dr_x, dr_y, repair_y, grad_flags)
+
+
+def impair_and_repair(
+    trained: nn.Module,
+    prep: Prepared,
+    cfg: UnsirConfig,
+    device: torch.device,
+    generator: torch.Generator,
+    *,
+    phases: dict[str, float],
+    history: list[dict],
+    progress: ProgressFn | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+) -> None:
+    """``cfg.rounds`` of impair and repair on ``trained`` (``prep.trained`` or a copy of it),
+    adding their seconds to ``phases`` and their epochs to ``history``."""
+    for r in range(cfg.rounds):
+        t = time.perf_counter()
+        stats = impair(
+            trained, prep.noise, prep.noise_labels, prep.dr_x, prep.dr_y, cfg, device,
+            generator=generator, progress=progress, scaler=scaler,
+        )  # fmt: skip
+        synchronize(device)
+        phases["impair"] += time.perf_counter() - t
+        history.append({"round": r + 1, "phase": "impair", "loss": stats.loss, "accuracy": stats.accuracy})
+
+        t = time.perf_counter()
+        for stats in repair(
+            trained, prep.dr_x, prep.repair_y, cfg, device, generator=generator, progress=progress, scaler=scaler
+        ):
+            history.append({"round": r + 1, "phase": "repair", "loss": stats.loss, "accuracy": stats.accuracy})
+        synchronize(device)
+        phases["repair"] += time.perf_counter() - t
+
+
 def unsir(
     model: nn.Module,
     forget_classes: Sequence[int],
@@ -360,17 +420,7 @@ def unsir(
     """
     device = torch.device(device)
     check_precision(cfg.precision, device)
-    if cfg.frozen_stages and model_name is None:
-        raise InvalidConfigError("frozen_stages needs the model's registered name (model_name)")
-    forget = sorted({int(c) for c in forget_classes})
-    if not forget:
-        raise InvalidClassesError("no forget class given: choose at least one class to forget")
-    leaked = dr_sub.classes_present & set(forget)
-    if leaked:
-        raise ZeroGlanceViolation(
-            f"Dr_sub holds samples of forget class(es) {sorted(leaked)}; it must hold retained classes only"
-        )
-
+    forget = check_zero_glance(forget_classes, dr_sub)
     gen = torch.Generator().manual_seed(seed)
     scaler = grad_scaler(device, cfg.precision)  # fp16 only: one gradient scale for impair and repair
     phases = {"noise": 0.0, "impair": 0.0, "repair": 0.0}
@@ -378,82 +428,12 @@ def unsir(
     with forbid_classes(forget):
         synchronize(device)
         start = time.perf_counter()
-        # never mutate the caller's model; channels_last makes convolutions ~10% faster on CPU
-        unlearned = copy.deepcopy(model).to(device, memory_format=torch.channels_last)
-        grad_flags = [p.requires_grad for p in unlearned.parameters()]  # frozen stages give them back
-        dr_x = normalize(dr_sub.images.to(device))  # (n, C, H, W), kept in memory for every epoch
-        dr_y = dr_sub.labels.to(device)
-
-        t = time.perf_counter()
-        noise, noise_labels = learn_noise(
-            unlearned, forget, dr_sub.image_shape, cfg, device, generator=gen, progress=progress
-        )
-        repair_y = distilled_targets(unlearned, dr_x, dr_y, forget, cfg) if cfg.repair_distill else dr_y
-        trained = unlearned  # what impair and repair train: the model, or its stages after the frozen ones
-        if cfg.frozen_stages:  # the frozen stages' outputs, computed once, stand in for the inputs
-            prefix, trained = split_stages(unlearned, model_name, cfg.frozen_stages)
-            noise, dr_x = _outputs(prefix, noise), _outputs(prefix, dr_x)
+        prep = prepare(model, forget, dr_sub, normalize, cfg, device, gen, progress=progress, model_name=model_name)
         synchronize(device)
-        phases["noise"] += time.perf_counter() - t
-
-        for r in range(cfg.rounds):
-            t = time.perf_counter()
-            stats = impair(
-                trained, noise, noise_labels, dr_x, dr_y, cfg, device, generator=gen, progress=progress, scaler=scaler
-            )
-            synchronize(device)
-            phases["impair"] += time.perf_counter() - t
-            history.append({"round": r + 1, "phase": "impair", "loss": stats.loss, "accuracy": stats.accuracy})
-
-            t = time.perf_counter()
-            for stats in repair(trained, dr_x, repair_y, cfg, device, generator=gen, progress=progress, scaler=scaler):
-                history.append({"round": r + 1, "phase": "repair", "loss": stats.loss, "accuracy": stats.accuracy})
-            synchronize(device)
-            phases["repair"] += time.perf_counter() - t
-        for p, flag in zip(unlearned.parameters(), grad_flags, strict=True):
-            p.requires_grad_(flag)  # the frozen stages as trainable as in the caller's model
-        unlearned.eval()
+        phases["noise"] += time.perf_counter() - start
+        impair_and_repair(
+            prep.trained, prep, cfg, device, gen, phases=phases, history=history, progress=progress, scaler=scaler
+        )
+        unlearned = prep.finish()
         seconds = time.perf_counter() - start
     return UnlearnResult(unlearned, seconds, phases, history)
-
-
-@register_method(
-    "unsir",
-    UnsirConfig,
-    reads_forget=False,
-    summary="error-maximising noise, one impair and one repair epoch",
-    presets={
-        "tuned": default_unsir,
-        "fast": fast_unsir,
-        "official": lambda dataset, model, recipes: UnsirConfig.official(),
-    },
-    check=check_config,
-)
-def _unsir_method(task: UnlearningTask, cfg: UnsirConfig) -> UnlearnResult:
-    dr_sub = task.retain.sample_per_class(
-        retained_classes(task.forget_classes, task.num_classes), cfg.dr_sub_per_class, seed=task.seed
-    )
-    return unsir(
-        task.model,
-        task.forget_classes,
-        dr_sub,
-        task.normalize,
-        cfg,
-        task.device,
-        seed=task.seed,
-        progress=task.progress,
-        model_name=task.model_name,
-    )
-
-
-# The ablations of the noise, as methods of their own so that one experiment puts them beside
-# UNSIR: each takes UNSIR's config (and its changes) with only ``noise`` changed.
-register_variant(
-    "unsir_random_noise",
-    of="unsir",
-    changes={"noise": "random"},
-    summary="ablation: UNSIR with random noise, not optimised",
-)
-register_variant(
-    "unsir_no_noise", of="unsir", changes={"noise": "none"}, summary="ablation: impair and repair without noise"
-)
