@@ -22,7 +22,7 @@ from .datasets import list_datasets, load_dataset
 from .errors import UnsirError
 from .evaluation import list_metrics
 from .experiment import ExperimentConfig, run_experiment, train_reference_models
-from .methods import TUNED, get_method, list_methods, method_config, parse_method_overrides
+from .methods import get_method, list_methods, parse_method_overrides
 from .model_cache import trained_model
 from .models import list_models
 from .paths import default_cache_dir
@@ -90,10 +90,10 @@ def _add_unsir(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--preset",
         choices=get_method("unsir").preset_names(),
-        default=TUNED,
         help="tuned: this project's defaults for the data set, model and --recipe set; fast: those with fewer "
-        "passes (500 per class in Dr_sub, 1 repair epoch, 10 noise steps, 3 stages frozen; README, Training "
-        "recipes); official: the paper notebook's values (default tuned)",
+        "passes (500 per class in Dr_sub, 1 repair epoch, 10 noise steps, 3 stages frozen); official: the paper "
+        "notebook's values; calibrated: impair and repair lr chosen for the model on held-out retained images "
+        "(docs: Calibration). Default: tuned, or calibrated with --original (its recipe is unknown)",
     )
     for name, default, help_text in knobs(UnsirConfig):
         flag = "--" + _RENAMED.get(name, name).replace("_", "-")
@@ -153,6 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument(
         "--no-retrain", action="store_true", help="skip the retrained gold standard (saves a full training)"
     )
+    exp.add_argument(
+        "--original",
+        metavar="PATH",
+        help="your own trained model as the original (safetensors or a .pt state_dict of --model with the data "
+        "set's class count; never unpickled) instead of training one; UNSIR then calibrates itself (--preset)",
+    )
+    exp.add_argument(
+        "--retrained",
+        metavar="PATH",
+        help="your own retrained gold standard (trained without the forget classes), checked as --original",
+    )
     _add_unsir(exp)
 
     tr = sub.add_parser(
@@ -168,9 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _unsir_config(args: argparse.Namespace) -> UnsirConfig:
-    overrides = {name: getattr(args, name) for name, _, _ in knobs(UnsirConfig) if getattr(args, name) is not None}
-    return method_config("unsir", args.dataset, args.model, overrides, preset=args.preset, recipes=args.recipe)
+def _unsir_overrides(args: argparse.Namespace) -> tuple[tuple[str, str, object], ...]:
+    """The UNSIR flags given, as (method, field, value) changes on top of its preset."""
+    return tuple(
+        ("unsir", name, getattr(args, name)) for name, _, _ in knobs(UnsirConfig) if getattr(args, name) is not None
+    )
 
 
 def _train_config(args: argparse.Namespace):
@@ -205,11 +218,13 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         image_size=args.image_size,
         recipes=args.recipe,
         train=_train_config(args),
-        method_configs={"unsir": _unsir_config(args)},
+        presets={"unsir": args.preset} if args.preset else {},
         retrain=not args.no_retrain,
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
-        method_overrides=parse_method_overrides(args.set),
+        method_overrides=_unsir_overrides(args) + parse_method_overrides(args.set),
         metrics=_metric_list(args.metrics),
+        original_checkpoint=args.original,
+        retrained_checkpoint=args.retrained,
     )
     check_run_target(args.out)  # a folder that cannot take the run fails now, not after the experiment
     if distributed.launched():  # torchrun: every process trains the reference models, rank 0 goes on alone

@@ -54,8 +54,10 @@ class ExperimentConfig:
     methods: tuple[str, ...] = ("unsir",)  # unlearning methods to run and compare
     method_configs: Mapping[str, Any] = field(default_factory=dict)  # whole configs replacing a method's defaults
     method_overrides: tuple[tuple[str, str, Any], ...] = ()  # (method, field, value) changes on top
+    presets: Mapping[str, str] = field(default_factory=dict)  # a method's preset, if not its default one
     seeds: tuple[int, ...] | None = None  # None: (seed,); several: mean and std over seeds
     original_checkpoint: str | None = None  # use this checkpoint as the original instead of training one
+    retrained_checkpoint: str | None = None  # use this checkpoint as the retrained gold standard
     model_seed: int | None = None  # seed of the original and retrained models; None: each seed trains its own
     metrics: tuple[str, ...] = ("relearn", "distance", "predictions", "mia", "output_distance")  # beyond accuracy
     relearn_fraction: float = 0.9  # relearn threshold, as a fraction of the original's forget accuracy
@@ -92,8 +94,17 @@ class ExperimentConfig:
         elif method.variant_of is not None:
             base = replace(self.method_config(method.variant_of), **method.changes)
         else:
-            base = method_config(name, self.dataset, self.model, recipes=self.recipes)
+            base = method_config(name, self.dataset, self.model, preset=self.preset(name), recipes=self.recipes)
         return replace(base, **{f: v for m, f, v in self.method_overrides if m == name})
+
+    def preset(self, name: str) -> str:
+        """The preset method ``name`` starts from: the one chosen in ``presets``, else its
+        default, which for a model of unknown recipe (``original_checkpoint``) may differ."""
+        return self.presets.get(name) or get_method(name).default_preset(recipe_known=self.recipe_known())
+
+    def recipe_known(self) -> bool:
+        """Whether the original was trained here with ``recipes`` (not a checkpoint brought in)."""
+        return self.original_checkpoint is None
 
     def unlearning_configs(self) -> dict[str, Any]:
         """The config of every method to run, by name (what metrics.json records)."""
@@ -130,6 +141,9 @@ def _reference_models(
         )
     if not cfg.wants_retrained():
         return original, original_meta, None, None
+    if cfg.retrained_checkpoint:
+        retrained, retrained_meta = checkpoint_model(cfg.retrained_checkpoint, cfg.model, data, device)
+        return original, original_meta, retrained, retrained_meta
     retain = retained_classes(forget, data.num_classes)
     retrained, retrained_meta = trained_model(data, cfg.model, cfg.recipe(), retain, device, phase="retrain", **common)
     return original, original_meta, retrained, retrained_meta
@@ -262,6 +276,9 @@ def _config_record(
         "recipes": cfg.recipes,
         "train": asdict(cfg.recipe()),
         "original_checkpoint": cfg.original_checkpoint,
+        "retrained_checkpoint": cfg.retrained_checkpoint,
+        "recipe_known": cfg.recipe_known(),
+        "presets": {name: cfg.preset(name) for name in configs if name not in cfg.method_configs},
         "retrain": cfg.wants_retrained(),
         "unsir": asdict(unsir) if unsir is not None else None,
         "method_configs": {name: asdict(c) for name, c in configs.items()},
@@ -320,5 +337,6 @@ def _train_info(meta: dict) -> dict:
         "seconds": meta.get("seconds"),
         "cached": meta["cached"],
         "checkpoint": meta["checkpoint"],
+        "checkpoint_sha256": meta.get("sha256"),
         "trained_on_device": meta.get("device"),
     }

@@ -78,3 +78,12 @@ def write_text(path: str | Path, text: str) -> Path:
     with atomic_file(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's content: what identifies a checkpoint brought from elsewhere."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -80,6 +80,14 @@ class Method:
     # (config, model name, device) -> None, raising for what can be known wrong before any work
     # (e.g. a precision the device cannot run); called when an experiment is configured
     check: Callable[[Any, str, torch.device], None] | None = None
+    # the preset for a model whose training recipe is unknown (an upload, --original), for which
+    # defaults tuned per recipe set do not hold; None: the tuned one
+    unknown_model_preset: str | None = None
+
+    def default_preset(self, recipe_known: bool = True) -> str:
+        """The preset used unless one is chosen: ``tuned``, or, for a model whose training
+        recipe is unknown, the method's ``unknown_model_preset`` when it declares one."""
+        return self.unknown_model_preset if not recipe_known and self.unknown_model_preset else TUNED
 
     def preset_names(self) -> list[str]:
         """The presets a user can choose from, ``tuned`` (the default) first."""
@@ -110,10 +118,19 @@ def register_method(
     presets: Mapping[str, Preset] | None = None,
     gold_standard: bool = False,
     check: Callable[[Any, str, torch.device], None] | None = None,
+    unknown_model_preset: str | None = None,
 ):
     def wrap(fn: Callable[[UnlearningTask, Any], UnlearnResult]):
         _METHODS[name] = Method(
-            name, fn, config, reads_forget, summary, dict(presets or {}), gold_standard, check=check
+            name,
+            fn,
+            config,
+            reads_forget,
+            summary,
+            dict(presets or {}),
+            gold_standard,
+            check=check,
+            unknown_model_preset=unknown_model_preset,
         )
         return fn
 
@@ -124,7 +141,9 @@ def register_variant(name: str, *, of: str, changes: Mapping[str, Any], summary:
     """Register ``name``: method ``of`` run with its config changed by ``changes`` (an ablation,
     e.g. UNSIR without noise), so that both can run side by side in one experiment."""
     base = get_method(of)
-    _METHODS[name] = replace(base, name=name, summary=summary, presets={}, variant_of=of, changes=dict(changes))
+    _METHODS[name] = replace(
+        base, name=name, summary=summary, presets={}, variant_of=of, changes=dict(changes), unknown_model_preset=None
+    )
 
 
 def list_methods(*, gold_standard: bool | None = None) -> list[str]:

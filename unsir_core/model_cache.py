@@ -21,6 +21,7 @@ from . import distributed
 from .checkpoints import load_into, read_metadata, save_checkpoint
 from .data import DataBundle
 from .errors import CheckpointError
+from .files import file_sha256
 from .models import create_model
 from .recipes import TrainConfig, recipe_key
 from .runtime import ProgressFn, set_seed
@@ -65,7 +66,8 @@ def checkpoint_model(
     CheckpointError that says why."""
     model = create_model(model_name, data.num_classes, image_size=data.image_shape[-1])
     load_into(model, path, expect={"model": model_name, "num_classes": data.num_classes})
-    return model.to(device).eval(), {"seconds": None, "cached": True, "checkpoint": str(path), "device": None}
+    meta = {"seconds": None, "cached": True, "checkpoint": str(path), "device": None, "sha256": file_sha256(path)}
+    return model.to(device).eval(), meta
 
 
 def trained_model(

@@ -1,0 +1,263 @@
+"""Calibrated UNSIR: choose the impair and repair step sizes for THIS model, zero-glance.
+
+The impair learning rate that forgets a class without wrecking the others depends on how the
+model was trained (bench/results/zoo.json), and a user's model comes without its recipe. So
+:func:`calibrated_unsir` tries a ladder of impair learning rates (the repair's follows at a
+fixed ratio) on one shared preparation (the noise, Dr_sub through the frozen stages) and
+scores each trial on two things it can measure without a forget-class sample:
+
+- **retained accuracy** on a held-out slice of retained training images that Dr_sub does not
+  hold (never the test split), against the original model's on the same slice;
+- the **forgetting signal**: how much of the original's forget-class belief survives on
+  *look-alikes*, the held-out retained images to which the original model gives the most
+  forget-class probability (a dog that looks like a cat). A model that truly forgot gives them
+  almost none; one that kept part of the class still does. The signal is that residual
+  probability as a share of the original's (1: nothing forgotten, 0: all of it).
+
+It bisects the ladder for the gentlest rate whose signal is at most ``forget_signal_max``
+(a higher rate forgets more and costs more) and takes it when its retained accuracy is within
+``retain_tolerance`` of the original's; otherwise it raises :class:`CalibrationError` with
+every setting tried, rather than return a model that did not forget or was broken. Each trial
+is recorded in the result's history (``phase: "calibration"``) with its scores.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .data import ImageTensors, forbid_classes
+from .errors import UnsirError
+from .methods import UnlearnResult
+from .runtime import ProgressFn, check_precision, grad_scaler, synchronize
+from .train import eval_mode
+from .unsir import Prepared, UnsirConfig, _outputs, check_zero_glance, impair_and_repair, prepare
+
+PROBE_STEPS = 60  # Adam steps that push look-alikes across into their forget class (most stop sooner)
+PROBE_LR = 0.01  # per step, relative to the inputs' standard deviation
+
+
+class CalibrationError(UnsirError):
+    """No setting tried both forgets (by the signal) and keeps the retained classes."""
+
+
+def ladder(cfg: UnsirConfig) -> list[float]:
+    """The impair learning rates a calibration may try: from ``calibration_lr_min`` up by
+    factors of sqrt(10) to ``calibration_lr_max`` (inclusive, within rounding)."""
+    count = int(math.floor(2 * math.log10(cfg.calibration_lr_max / cfg.calibration_lr_min) + 1e-9)) + 1
+    return [cfg.calibration_lr_min * 10 ** (i / 2) for i in range(max(count, 1))]
+
+
+def holdout_size(cfg: UnsirConfig) -> Callable[[int], int]:
+    """How many of a retained class's training images to hold out: ``calibration_holdout``,
+    at most a fifth of the class (small data sets keep most of it for Dr_sub)."""
+    return lambda count: min(cfg.calibration_holdout, count // 5)
+
+
+def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per row, the logit of ``labels`` minus the largest other logit (> 0: classified so)."""
+    own = logits.gather(1, labels.view(-1, 1)).squeeze(1)
+    return own - logits.scatter(1, labels.view(-1, 1), -math.inf).max(1).values
+
+
+def forget_probes(
+    model: nn.Module, x: torch.Tensor, logits: torch.Tensor, forget: Sequence[int], per_class: int, margin: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stand-ins for forget-class samples, made from retained images only: for each forget
+    class, the ``per_class`` held-out images ``x`` (inputs of ``model``, its ``logits``) the
+    model finds most like that class, each pushed by gradient steps on ``model`` until the
+    model classifies it as the class with ``margin`` (a sample stops when it gets there).
+    Returns ``(probes, their forget class)``. ``model``'s weights are not changed."""
+    starts, labels = [], []
+    for c in forget:
+        idx = logits[:, c].topk(min(per_class, len(x))).indices
+        starts.append(x[idx])
+        labels.append(torch.full((len(idx),), c, dtype=torch.int64, device=x.device))
+    probes, target = torch.cat(starts).clone().requires_grad_(True), torch.cat(labels)
+    optimizer = torch.optim.Adam([probes], lr=PROBE_LR * float(x.std()))
+    grad_flags = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        with eval_mode(model):
+            for _ in range(PROBE_STEPS):
+                out = model(probes).float()
+                short = margins(out, target) < margin  # the samples still short of the margin
+                if not short.any():
+                    break
+                loss = (F.cross_entropy(out, target, reduction="none") * short).sum()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                probes.grad[~short] = 0  # Adam's moments would otherwise keep moving them
+                optimizer.step()
+    finally:
+        for p, flag in zip(model.parameters(), grad_flags, strict=True):
+            p.requires_grad_(flag)
+    return probes.detach(), target
+
+
+@dataclass
+class _Scorer:
+    """Scores a trial on the held-out slice (inputs of the trained part, labels) and on the
+    forget-class probes made from it."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    retain_acc: float  # the original's accuracy on the slice
+    probes: torch.Tensor
+    probe_labels: torch.Tensor
+    probe_acc: float  # the original's accuracy on the probes (1 unless a probe fell short)
+
+    @classmethod
+    def of(cls, prep: Prepared, holdout: ImageTensors, normalize, forget: list[int], cfg: UnsirConfig, device):
+        x = normalize(holdout.images.to(device))
+        if prep.prefix is not None:
+            x = _outputs(prep.prefix, x)
+        y = holdout.labels.to(device)
+        logits = _outputs(prep.trained, x).float()
+        right = logits.argmax(1) == y
+        # as sure of each probe as the original is of most retained training images it knows (probe_quantile)
+        margin = float(margins(logits[right], y[right]).quantile(cfg.probe_quantile)) if right.any() else 0.0
+        probes, labels = forget_probes(prep.trained, x, logits, forget, cfg.calibration_probes, margin)
+        probe_acc = (_outputs(prep.trained, probes).argmax(1) == labels).float().mean().item()
+        return cls(x, y, right.float().mean().item(), probes, labels, probe_acc)
+
+    def score(self, trained: nn.Module) -> dict[str, float]:
+        retain_acc = (_outputs(trained, self.x).argmax(1) == self.y).float().mean().item()
+        return {
+            "retain_acc": retain_acc,
+            "retain_drop": self.retain_acc - retain_acc,
+            "signal": (_outputs(trained, self.probes).argmax(1) == self.probe_labels).float().mean().item(),
+        }
+
+
+def calibrated_unsir(
+    model: nn.Module,
+    forget_classes: Sequence[int],
+    dr_sub: ImageTensors,
+    holdout: ImageTensors,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    cfg: UnsirConfig,
+    device: torch.device | str = "cpu",
+    *,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    model_name: str | None = None,
+    exhaustive: bool = False,
+    on_trial: Callable[[dict, nn.Module], None] | None = None,
+) -> UnlearnResult:
+    """UNSIR on a copy of ``model`` with the impair / repair learning rates chosen for it
+    (module docstring). ``dr_sub`` and ``holdout`` are disjoint sets of retained-class
+    training samples; no forget-class sample is read. ``exhaustive``: try every rung (for
+    benchmarks; the choice is the same rule); ``on_trial(record, model)`` sees each trial's
+    model (benchmarks measure it)."""
+    device = torch.device(device)
+    check_precision(cfg.precision, device)
+    forget = check_zero_glance(forget_classes, dr_sub)
+    check_zero_glance(forget, holdout)
+    gen = torch.Generator().manual_seed(seed)
+    scaler = grad_scaler(device, cfg.precision)
+    phases = {"noise": 0.0, "calibration": 0.0, "impair": 0.0, "repair": 0.0}
+    history: list[dict] = []
+    rates = ladder(cfg)
+    with forbid_classes(forget):
+        synchronize(device)
+        start = time.perf_counter()
+        prep = prepare(model, forget, dr_sub, normalize, cfg, device, gen, progress=progress, model_name=model_name)
+        phases["noise"] = time.perf_counter() - start
+        t = time.perf_counter()
+        scorer = _Scorer.of(prep, holdout, normalize, forget, cfg, device)
+        after_noise = gen.get_state()  # every trial shuffles as the uncalibrated run would
+        trials: dict[int, tuple[dict, nn.Module]] = {}
+
+        def trial(i: int) -> dict:
+            if i not in trials:
+                trained = copy.deepcopy(prep.trained)
+                tcfg = replace(cfg, impair_lr=rates[i], repair_lr=rates[i] * cfg.repair_ratio)
+                own = {"impair": 0.0, "repair": 0.0}
+                impair_and_repair(
+                    trained, prep, tcfg, device, torch.Generator().set_state(after_noise),
+                    phases=own, history=[], scaler=scaler,
+                )  # fmt: skip
+                record = {
+                    "phase": "calibration",
+                    "trial": len(trials) + 1,
+                    "impair_lr": tcfg.impair_lr,
+                    "repair_lr": tcfg.repair_lr,
+                    **{f"{k}_seconds": v for k, v in own.items()},
+                    **scorer.score(trained),
+                    "forgets": None,
+                    "keeps": None,
+                }
+                record["forgets"] = record["signal"] <= cfg.forget_signal_max
+                record["keeps"] = record["retain_drop"] <= cfg.retain_tolerance
+                trials[i] = (record, trained)
+                if on_trial is not None:
+                    on_trial(record, nn.Sequential(prep.prefix, trained) if prep.prefix is not None else trained)
+                if progress:
+                    progress("calibration", len(trials), len(rates))
+            return trials[i][0]
+
+        first = min(range(len(rates)), key=lambda i: abs(math.log(rates[i] / cfg.calibration_lr_start)))
+        chosen = _search(trial, len(rates), first, exhaustive)
+        searched = time.perf_counter() - t
+        history.append(
+            {
+                "phase": "calibration_setup",
+                "original_retain_acc": scorer.retain_acc,  # on the held-out slice
+                "holdout": len(scorer.y),
+                "probes": len(scorer.probe_labels),
+                "original_probe_acc": scorer.probe_acc,
+            }
+        )
+        for i in sorted(trials, key=lambda i: trials[i][0]["trial"]):
+            history.append({**trials[i][0], "chosen": i == chosen})
+        if chosen is None or not trials[chosen][0]["keeps"]:
+            raise CalibrationError(_failure(history[1:], cfg, scorer.retain_acc))
+        record, trained = trials[chosen]
+        prep.trained.load_state_dict(trained.state_dict())  # the chosen trial's weights into the model
+        unlearned = prep.finish()
+        seconds = time.perf_counter() - start
+    # the chosen trial is the unlearning itself: its impair and repair are reported as such, and
+    # the calibration phase is everything else the search cost (the other trials, the scoring)
+    phases["impair"], phases["repair"] = record["impair_seconds"], record["repair_seconds"]
+    phases["calibration"] = searched - phases["impair"] - phases["repair"]
+    return UnlearnResult(unlearned, seconds, phases, history)
+
+
+def _search(trial: Callable[[int], dict], n: int, start: int, exhaustive: bool) -> int | None:
+    """The rung to keep: from ``start``, up the ladder until a trial forgets; then down while
+    the gentler rung still forgets, as long as the kept one costs held-out retained accuracy
+    (one that costs none has nothing to gain from a gentler rate). None when even the
+    strongest rate does not forget. ``exhaustive``: every rung tried, the same choice made."""
+    if exhaustive:
+        for i in range(n):
+            trial(i)
+    i = start
+    while not trial(i)["forgets"]:
+        if i == n - 1:
+            return None
+        i += 1
+    while i > 0 and trial(i)["retain_drop"] > 0 and trial(i - 1)["forgets"]:
+        i -= 1
+    return i
+
+
+def _failure(history: list[dict], cfg: UnsirConfig, original_acc: float) -> str:
+    tried = "; ".join(
+        f"impair lr {h['impair_lr']:.2g}: signal {h['signal']:.3f}, held-out retained accuracy {h['retain_acc']:.3f}"
+        for h in sorted(history, key=lambda h: h["impair_lr"])
+    )
+    return (
+        f"calibration found no impair learning rate between {cfg.calibration_lr_min:g} and "
+        f"{cfg.calibration_lr_max:g} that forgets (forgetting signal <= {cfg.forget_signal_max:g}) and keeps the "
+        f"retained classes (held-out accuracy within {cfg.retain_tolerance:g} of the original's {original_acc:.3f}); "
+        f"no model is returned. Tried: {tried}. Widen calibration_lr_min / calibration_lr_max, allow a larger "
+        "retain_tolerance, or raise dr_sub_per_class / repair_epochs"
+    )
