@@ -51,7 +51,9 @@ cfg, models = metrics["config"], metrics["models"]
 names, forget = class_names(metrics), metrics["forget_classes"]
 methods = unlearned_models(metrics)
 if not methods:
-    st.error("This run holds no unlearned model (every method failed: see its errors).")
+    st.error("This run holds no unlearned model: every method failed.")
+    for name, message in metrics.get("errors", {}).items():
+        st.error(f"{name}: {message}")
     st.stop()
 method = st.radio("Unlearned model", methods, horizontal=True)
 st.caption(
@@ -62,8 +64,21 @@ trio = {k: models[k] for k in ("original", method, "retrained") if k in models}
 
 st.subheader("Numbers")
 st.dataframe(charts.summary_text(charts.summary_table(models)), width="stretch")
-if metrics.get("errors"):
-    st.warning(f"Methods that failed: {metrics['errors']}")
+for name, message in metrics.get("errors", {}).items():
+    st.warning(f"{name} failed: {message}")
+
+history = models[method].get("history") or []
+if charts.calibration_trace(history):
+    st.subheader("How the step size was chosen")
+    st.plotly_chart(charts.calibration_figure(history), width="stretch")
+    st.caption(
+        "The impair learning rate that forgets a class without wrecking the others depends on how the model was "
+        "trained, so for a model of unknown recipe UNSIR tries several and keeps the gentlest that forgets. It never "
+        "looks at the forget class: it holds out some retained training images, pushes the ones the original finds "
+        "most like the forget class until the original calls them that class (the *probes*), and counts how many "
+        "probes each trial still recognises (the forgetting signal, 0 = none). A rate is kept when no probe "
+        "survives and the held-out retained accuracy stays near the original's (dashed)."
+    )
 
 left, right = st.columns(2)
 distances = {k: m["layer_distance"] for k, m in trio.items() if k != "original" and m.get("layer_distance")}

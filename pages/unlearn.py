@@ -12,7 +12,7 @@ from unsir_core.errors import UnsirError
 from unsir_core.evaluation import list_metrics
 from unsir_core.experiment import ExperimentConfig
 from unsir_core.jobs import Job
-from unsir_core.methods import TUNED, get_method, method_config, method_knobs, unlearning_methods
+from unsir_core.methods import get_method, method_config, method_knobs, unlearning_methods
 
 s = page_setup("Unlearn")
 teaching(
@@ -54,24 +54,27 @@ if ablation and "unsir" not in methods:
 if ablation:
     methods += [m for m in ("unsir_random_noise", "unsir_no_noise") if m not in methods]
 
-overrides, configs = [], {}
+overrides, presets = [], {}
 for m in methods:
     if get_method(m).variant_of is not None:
         continue  # an ablation runs with the hyper-parameters of the method it varies
     with st.expander(f"{m} hyper-parameters"):
-        preset = TUNED
+        # a model brought in has an unknown recipe: the method's preset for that (UNSIR: calibrated)
+        preset = get_method(m).default_preset(recipe_known=not s.uploaded)
         if len(presets := get_method(m).preset_names()) > 1:
             preset = st.selectbox(
                 "Preset",
                 presets,
-                key=f"preset-{m}",
+                index=presets.index(preset),
+                key=f"preset-{m}-{'upload' if s.uploaded else 'own'}",
                 help="Named ways of choosing the hyper-parameters; tuned: the defaults measured for this data set, "
-                "model and recipe set. The fields below start from the preset. README, Training recipes, gives "
-                "UNSIR's (fast: fewer passes, official: the paper's values) with their measured trade-off.",
+                "model and recipe set; calibrated: step sizes chosen for this very model from retained images "
+                "(the default for an uploaded model, whose recipe is unknown). The fields below start from the "
+                "preset. The docs give UNSIR's presets (fast: fewer passes, official: the paper's values) with "
+                "their measured trade-off.",
             )
         base = method_config(m, s.dataset, s.model, preset=preset, recipes=s.recipes)
-        if preset != TUNED:
-            configs[m] = base
+        presets[m] = preset
         for field, _, help_text in method_knobs(m):
             value = getattr(base, field)
             widget_key = f"knob-{s.dataset}-{s.model}-{s.recipes}-{m}-{preset}-{field}"
@@ -88,7 +91,9 @@ for m in methods:
             if new != value:
                 overrides.append((m, field, new))
         st.caption(
-            f"Defaults are tuned for {s.model} on {s.dataset} trained with the {s.recipes} recipe set"
+            "Calibrated for this model: the step sizes are chosen for it while it unlearns (Inspect shows how)."
+            if getattr(base, "calibrate", False)
+            else f"Defaults are tuned for {s.model} on {s.dataset} trained with the {s.recipes} recipe set"
             + (" (the sidebar's: an uploaded model may have been trained otherwise)." if s.uploaded else ".")
         )
 
@@ -116,7 +121,7 @@ if st.button("Unlearn", type="primary"):
             device=s.device,
             data_dir=settings_data(s)[1],
             methods=tuple(methods),
-            method_configs=configs,
+            presets=presets,
             method_overrides=tuple(overrides),
             metrics=tuple(metrics),
             original_checkpoint=s.uploaded,

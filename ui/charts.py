@@ -141,6 +141,43 @@ def prediction_figure(
     return fig
 
 
+def calibration_trace(history: Sequence[Mapping]) -> list[Mapping]:
+    """The settings a calibrated method tried (its history's calibration entries), gentlest first."""
+    return sorted((h for h in history if h.get("phase") == "calibration"), key=lambda h: h["impair_lr"])
+
+
+def calibration_figure(history: Sequence[Mapping]) -> go.Figure:
+    """Each impair learning rate calibration tried (log x): the held-out retained accuracy and
+    the forgetting signal, the chosen one marked."""
+    trace = calibration_trace(history)
+    setup = next((h for h in history if h.get("phase") == "calibration_setup"), {})
+    x = [h["impair_lr"] for h in trace]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(x=x, y=[h["retain_acc"] for h in trace], name="held-out retained accuracy", mode="lines+markers")
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=[h["signal"] for h in trace], name="forgetting signal (probes still recognised)",
+            mode="lines+markers", yaxis="y2", line={"dash": "dot"},
+        )
+    )  # fmt: skip
+    if "original_retain_acc" in setup:
+        fig.add_hline(y=setup["original_retain_acc"], line_dash="dash", annotation_text="original", line_color="grey")
+    for h in trace:
+        if h.get("chosen"):
+            fig.add_vline(x=h["impair_lr"], line_color=colour("unsir"), annotation_text="chosen")
+    fig.update_layout(
+        title="How calibration chose the impair learning rate",
+        xaxis={"type": "log", "title": "impair learning rate (repair at a fixed share of it)"},
+        yaxis={"title": "held-out retained accuracy"},
+        yaxis2={"title": "forgetting signal", "overlaying": "y", "side": "right", "range": [-0.05, 1.05]},
+        height=380,
+        legend=LEGEND_ON_TOP,
+    )
+    return fig
+
+
 def per_class_figure(accuracies: Sequence[float], class_names: Sequence[str]) -> go.Figure:
     fig = go.Figure(go.Bar(x=[f"{c}: {n}" for c, n in enumerate(class_names)], y=list(accuracies)))
     fig.update_layout(title="Test accuracy per class", yaxis_range=[0, 1], yaxis_title="accuracy", height=320)
