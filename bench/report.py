@@ -227,8 +227,10 @@ def sweep_section(name: str, s: dict, plots: Path) -> list[str]:
         "|---|---|---|---|---|---|" + "---|" * len(retrain),
     ]
     med = {}
+    failed = [r for r in s["rows"] if "error" in r]  # e.g. a calibration that found no setting
+    labels = [label for label in labels if any(r["label"] == label and "error" not in r for r in s["rows"])]
     for label in labels:
-        rows = [r for r in s["rows"] if r["label"] == label]
+        rows = [r for r in s["rows"] if r["label"] == label and "error" not in r]
         drops = [r["retain_acc"] - r["original_retain_acc"] for r in rows]
         med[label] = (
             statistics.median(r["forget_acc"] for r in rows),
@@ -241,6 +243,9 @@ def sweep_section(name: str, s: dict, plots: Path) -> list[str]:
         lines.append(
             f"| {label} | {pct(f)} | {pct(worst_f)} | {100 * d:+.2f} | {100 * worst_d:+.2f} | {sec:.1f} |{speedups}"
         )
+    lines += [
+        f"- {r['label']}, class {r['class']}, seed {r['seed']}: no model (error: {r['error'][:200]}...)" for r in failed
+    ]
     fig = make_subplots(
         rows=2,
         cols=3,

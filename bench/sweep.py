@@ -153,7 +153,12 @@ def main() -> None:
     for label, cfg in points:
         for c, seed in itertools.product(classes, seeds):
             o_forget, o_retain = split_accuracy(test_logits, data.test.labels, [c])
-            result = unlearn(args.method, original, args.model, data, (c,), device, cfg, seed=seed)
+            try:
+                result = unlearn(args.method, original, args.model, data, (c,), device, cfg, seed=seed)
+            except UnsirError as err:  # e.g. a calibration that found no setting: recorded, the sweep goes on
+                rows.append({"config": asdict(cfg), "label": label, "class": c, "seed": seed, "error": str(err)})
+                print(f"{label:<48} {c:>5} {seed:>4} error: {err}", flush=True)
+                continue
             logits = predict(result.model, data.test.images, data.normalize, device)
             forget, retain = split_accuracy(logits, data.test.labels, [c])
             row = {
@@ -175,7 +180,9 @@ def main() -> None:
                 f"{result.seconds:>7.1f}",
                 flush=True,
             )
-        mine = [r for r in rows if r["label"] == label]
+        mine = [r for r in rows if r["label"] == label and "error" not in r]
+        if not mine:
+            continue
         print(
             f"{label:<48} {'med':>5} {'':>4} {statistics.median(r['forget_acc'] for r in mine):>7.4f} "
             f"{statistics.median(r['retain_acc'] for r in mine):>7.4f} "

@@ -1,24 +1,26 @@
 """Calibrated UNSIR: choose the impair and repair step sizes for THIS model, zero-glance.
 
 The impair learning rate that forgets a class without wrecking the others depends on how the
-model was trained (bench/results/zoo.json), and a user's model comes without its recipe. So
-:func:`calibrated_unsir` tries a ladder of impair learning rates (the repair's follows at a
-fixed ratio) on one shared preparation (the noise, Dr_sub through the frozen stages) and
-scores each trial on two things it can measure without a forget-class sample:
+model was trained (bench/results/NOTES.md, "Calibration"), and a user's model comes without
+its recipe. So :func:`calibrated_unsir` tries impair learning rates on a ladder (steps of
+sqrt(10); the repair's follows at ``repair_ratio``), every trial on one shared preparation (the
+noise, Dr_sub through the frozen stages), and scores each on what it can measure without a
+forget-class sample:
 
 - **retained accuracy** on a held-out slice of retained training images that Dr_sub does not
   hold (never the test split), against the original model's on the same slice;
-- the **forgetting signal**: how much of the original's forget-class belief survives on
-  *look-alikes*, the held-out retained images to which the original model gives the most
-  forget-class probability (a dog that looks like a cat). A model that truly forgot gives them
-  almost none; one that kept part of the class still does. The signal is that residual
-  probability as a share of the original's (1: nothing forgotten, 0: all of it).
+- the **forgetting signal**: the share of forget-class *probes* the trial still classifies as
+  their class. A probe is a held-out retained image the original finds most like a forget class,
+  pushed by gradient steps on the original until it calls it that class as surely as it
+  typically calls a retained image its own (:func:`forget_probes`).
 
-It bisects the ladder for the gentlest rate whose signal is at most ``forget_signal_max``
-(a higher rate forgets more and costs more) and takes it when its retained accuracy is within
-``retain_tolerance`` of the original's; otherwise it raises :class:`CalibrationError` with
-every setting tried, rather than return a model that did not forget or was broken. Each trial
-is recorded in the result's history (``phase: "calibration"``) with its scores.
+From ``calibration_lr_start`` it goes up the ladder until a trial forgets (signal at most
+``forget_signal_max``), then down while a gentler rate still forgets and the kept one costs
+held-out accuracy. The rate is taken when its held-out accuracy is within ``retain_tolerance``
+of the original's; otherwise :class:`CalibrationError` lists every setting tried, rather than
+return a model that did not forget or was broken. The chosen trial's model is the result (the
+same as uncalibrated UNSIR at that rate and seed); every trial is in its history
+(``phase: "calibration"``) and the search's cost is the ``calibration`` phase.
 """
 
 from __future__ import annotations
