@@ -61,11 +61,11 @@ for m in methods:
     with st.expander(f"{m} hyper-parameters"):
         # a model brought in has an unknown recipe: the method's preset for that (UNSIR: calibrated)
         preset = get_method(m).default_preset(recipe_known=not s.uploaded)
-        if len(presets := get_method(m).preset_names()) > 1:
+        if len(names := get_method(m).preset_names()) > 1:
             preset = st.selectbox(
                 "Preset",
-                presets,
-                index=presets.index(preset),
+                names,
+                index=names.index(preset),
                 key=f"preset-{m}-{'upload' if s.uploaded else 'own'}",
                 help="Named ways of choosing the hyper-parameters; tuned: the defaults measured for this data set, "
                 "model and recipe set; calibrated: step sizes chosen for this very model from retained images "

@@ -333,7 +333,7 @@ def test_a_preset_chosen_on_the_unlearn_page_is_what_the_job_runs(monkeypatch):
     monkeypatch.setattr(ui.jobs, "submit_experiment", lambda cfg, label: submitted.append(cfg))
     at = app("pages/unlearn.py")
     preset = next(w for w in at.selectbox if w.label == "Preset")
-    assert preset.options == ["tuned", "fast", "official"] and preset.value == "tuned"
+    assert preset.options == ["tuned", "fast", "official", "calibrated"] and preset.value == "tuned"
     preset.set_value("fast").run()
     assert not at.exception
     shown = {w.label: w.value for w in at.number_input}
@@ -352,3 +352,15 @@ def test_a_preset_chosen_on_the_unlearn_page_is_what_the_job_runs(monkeypatch):
     for name in ("unsir", "unsir_random_noise"):
         cfg = submitted[0].method_config(name)
         assert (cfg.noise_steps, cfg.dr_sub_per_class, cfg.impair_lr) == (10, 500, 0.0007)
+
+
+def test_an_uploaded_model_is_calibrated_by_default(tmp_path):
+    """An upload's recipe is unknown: the Unlearn page starts UNSIR from the calibrated preset."""
+    from ui.state import Keys
+
+    at = app("pages/unlearn.py")
+    at.session_state[Keys.UPLOADED] = {"path": str(tmp_path / "mine.pt"), "for": ("digits", None, "resnet18")}
+    at.run()
+    assert not at.exception
+    assert next(w for w in at.selectbox if w.label == "Preset").value == "calibrated"
+    assert any("Calibrated for this model" in c.value for c in at.caption)

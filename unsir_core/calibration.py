@@ -75,7 +75,8 @@ def forget_probes(
     """Stand-ins for forget-class samples, made from retained images only: for each forget
     class, the ``per_class`` held-out images ``x`` (inputs of ``model``, its ``logits``) the
     model finds most like that class, each pushed by gradient steps on ``model`` until the
-    model classifies it as the class with ``margin`` (a sample stops when it gets there).
+    model classifies it as the class with ``margin`` (its loss then stops pushing it; Adam's
+    momentum may carry it a little further, which the measurements were made with).
     Returns ``(probes, their forget class)``. ``model``'s weights are not changed."""
     starts, labels = [], []
     for c in forget:
@@ -96,7 +97,6 @@ def forget_probes(
                 loss = (F.cross_entropy(out, target, reduction="none") * short).sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                probes.grad[~short] = 0  # Adam's moments would otherwise keep moving them
                 optimizer.step()
     finally:
         for p, flag in zip(model.parameters(), grad_flags, strict=True):
@@ -163,8 +163,12 @@ def calibrated_unsir(
     check_precision(cfg.precision, device)
     forget = check_zero_glance(forget_classes, dr_sub)
     check_zero_glance(forget, holdout)
+    if not len(holdout):
+        raise CalibrationError(
+            "calibration needs held-out retained images, and no retained class has the 5 training images it takes "
+            "one from: choose another preset (e.g. --preset tuned)"
+        )
     gen = torch.Generator().manual_seed(seed)
-    scaler = grad_scaler(device, cfg.precision)
     phases = {"noise": 0.0, "calibration": 0.0, "impair": 0.0, "repair": 0.0}
     history: list[dict] = []
     rates = ladder(cfg)
@@ -172,10 +176,12 @@ def calibrated_unsir(
         synchronize(device)
         start = time.perf_counter()
         prep = prepare(model, forget, dr_sub, normalize, cfg, device, gen, progress=progress, model_name=model_name)
+        synchronize(device)
         phases["noise"] = time.perf_counter() - start
         t = time.perf_counter()
         scorer = _Scorer.of(prep, holdout, normalize, forget, cfg, device)
-        after_noise = gen.get_state()  # every trial shuffles as the uncalibrated run would
+        # every trial draws as the uncalibrated run would: its shuffles (gen) and dropout (torch's own)
+        after_noise, global_state = gen.get_state(), _rng_state(device)
         trials: dict[int, tuple[dict, nn.Module]] = {}
 
         def trial(i: int) -> dict:
@@ -183,10 +189,12 @@ def calibrated_unsir(
                 trained = copy.deepcopy(prep.trained)
                 tcfg = replace(cfg, impair_lr=rates[i], repair_lr=rates[i] * cfg.repair_ratio)
                 own = {"impair": 0.0, "repair": 0.0}
-                impair_and_repair(
-                    trained, prep, tcfg, device, torch.Generator().set_state(after_noise),
-                    phases=own, history=[], scaler=scaler,
-                )  # fmt: skip
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    _set_rng_state(device, global_state)
+                    impair_and_repair(
+                        trained, prep, tcfg, device, torch.Generator().set_state(after_noise),
+                        phases=own, history=[], scaler=grad_scaler(device, cfg.precision),
+                    )  # fmt: skip
                 record = {
                     "phase": "calibration",
                     "trial": len(trials) + 1,
@@ -231,6 +239,17 @@ def calibrated_unsir(
     phases["impair"], phases["repair"] = record["impair_seconds"], record["repair_seconds"]
     phases["calibration"] = searched - phases["impair"] - phases["repair"]
     return UnlearnResult(unlearned, seconds, phases, history)
+
+
+def _rng_state(device: torch.device) -> tuple:
+    """torch's global random state (and the device's, on CUDA)."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _set_rng_state(device: torch.device, state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state[1], device)
 
 
 def _search(trial: Callable[[int], dict], n: int, start: int, exhaustive: bool) -> int | None:

@@ -93,7 +93,7 @@ def _add_unsir(p: argparse.ArgumentParser) -> None:
         help="tuned: this project's defaults for the data set, model and --recipe set; fast: those with fewer "
         "passes (500 per class in Dr_sub, 1 repair epoch, 10 noise steps, 3 stages frozen); official: the paper "
         "notebook's values; calibrated: impair and repair lr chosen for the model on held-out retained images "
-        "(docs: Calibration). Default: tuned, or calibrated with --original (its recipe is unknown)",
+        "(README: Bring your own model). Default: tuned, or calibrated with --original (its recipe is unknown)",
     )
     for name, default, help_text in knobs(UnsirConfig):
         flag = "--" + _RENAMED.get(name, name).replace("_", "-")

@@ -100,7 +100,10 @@ class ExperimentConfig:
     def preset(self, name: str) -> str:
         """The preset method ``name`` starts from: the one chosen in ``presets``, else its
         default, which for a model of unknown recipe (``original_checkpoint``) may differ."""
-        return self.presets.get(name) or get_method(name).default_preset(recipe_known=self.recipe_known())
+        method = get_method(name)
+        if method.variant_of is not None and name not in self.presets:  # it runs its method's config
+            return self.preset(method.variant_of)
+        return self.presets.get(name) or method.default_preset(recipe_known=self.recipe_known())
 
     def recipe_known(self) -> bool:
         """Whether the original was trained here with ``recipes`` (not a checkpoint brought in)."""

@@ -96,7 +96,7 @@ class UnsirConfig(Knobs):
         100, "retained training images per class held out of Dr_sub to score each setting (at most 1/5)", min=1
     )
     calibration_lr_min: float = knob(1e-4, "gentlest impair lr calibration tries", above=0)
-    calibration_lr_max: float = knob(0.03, "strongest impair lr calibration tries (steps of sqrt(10))", above=0)
+    calibration_lr_max: float = knob(0.01, "strongest impair lr calibration tries (steps of sqrt(10))", above=0)
     calibration_lr_start: float = knob(1e-3, "impair lr calibration tries first (the nearest step)", above=0)
     repair_ratio: float = knob(0.1, "repair lr as a share of the impair lr, when calibrating", above=0)
     calibration_probes: int = knob(
