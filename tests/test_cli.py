@@ -531,15 +531,17 @@ def list_metrics_names() -> list[str]:
 def test_the_recipe_set_chooses_unsir_defaults_on_the_command_line():
     """--recipe fast gives UNSIR the fast models' defaults (digits would not show it: both sets
     train digits the same), and an explicit flag still wins; nothing is trained."""
-    from unsir_core.cli import _unsir_config, build_parser
+    from unsir_core.cli import build_parser, experiment_config
 
     def unsir(*extra: str):
         argv = ["experiment", "--dataset", "cifar10", "--model", "resnet18", "--forget", "3", "--out", "x", *extra]
-        return _unsir_config(build_parser().parse_args(argv))
+        return experiment_config(build_parser().parse_args(argv)).method_config("unsir")
 
     assert unsir().impair_lr == 0.015 and unsir("--recipe", "fast").impair_lr == 1e-3
     assert unsir("--recipe", "fast", "--impair-lr", "0.005").impair_lr == 0.005
     assert unsir("--recipe", "fast", "--preset", "official").impair_lr == 0.02  # the paper's, whatever the models
+    assert unsir("--original", "mine.pt").calibrate  # a model of unknown recipe calibrates
+    assert not unsir("--original", "mine.pt", "--preset", "tuned").calibrate  # unless a preset is chosen
 
 
 def test_the_notebook_method_resolves_its_config():

@@ -204,8 +204,9 @@ def int_list(text: str, flag: str) -> tuple[int, ...]:
         raise UnsirError(f"{flag} takes comma-separated integers, got {text!r}") from None
 
 
-def cmd_experiment(args: argparse.Namespace) -> None:
-    cfg = ExperimentConfig(  # checks every seed, name and hyper-parameter before any work
+def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
+    """The experiment the parsed arguments describe (checked: see ExperimentConfig)."""
+    return ExperimentConfig(  # checks every seed, name and hyper-parameter before any work
         dataset=args.dataset,
         model=args.model,
         forget=tuple(args.forget.split(",")),
@@ -226,6 +227,10 @@ def cmd_experiment(args: argparse.Namespace) -> None:
         original_checkpoint=args.original,
         retrained_checkpoint=args.retrained,
     )
+
+
+def cmd_experiment(args: argparse.Namespace) -> None:
+    cfg = experiment_config(args)
     check_run_target(args.out)  # a folder that cannot take the run fails now, not after the experiment
     if distributed.launched():  # torchrun: every process trains the reference models, rank 0 goes on alone
         distributed.setup(resolve_device(args.device))
