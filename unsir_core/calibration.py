@@ -39,7 +39,7 @@ from .data import ImageTensors, forbid_classes
 from .errors import UnsirError
 from .methods import UnlearnResult
 from .runtime import ProgressFn, check_precision, grad_scaler, synchronize
-from .train import eval_mode
+from .train import frozen
 from .unsir import Prepared, UnsirConfig, _outputs, check_zero_glance, impair_and_repair, prepare
 
 PROBE_STEPS = 60  # Adam steps that push look-alikes across into their forget class (most stop sooner)
@@ -85,22 +85,16 @@ def forget_probes(
         labels.append(torch.full((len(idx),), c, dtype=torch.int64, device=x.device))
     probes, target = torch.cat(starts).clone().requires_grad_(True), torch.cat(labels)
     optimizer = torch.optim.Adam([probes], lr=PROBE_LR * float(x.std()))
-    grad_flags = [p.requires_grad for p in model.parameters()]
-    model.requires_grad_(False)
-    try:
-        with eval_mode(model):
-            for _ in range(PROBE_STEPS):
-                out = model(probes).float()
-                short = margins(out, target) < margin  # the samples still short of the margin
-                if not short.any():
-                    break
-                loss = (F.cross_entropy(out, target, reduction="none") * short).sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-    finally:
-        for p, flag in zip(model.parameters(), grad_flags, strict=True):
-            p.requires_grad_(flag)
+    with frozen(model):
+        for _ in range(PROBE_STEPS):
+            out = model(probes).float()
+            short = margins(out, target) < margin  # the samples still short of the margin
+            if not short.any():
+                break
+            loss = (F.cross_entropy(out, target, reduction="none") * short).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
     return probes.detach(), target
 
 
@@ -202,8 +196,6 @@ def calibrated_unsir(
                     "repair_lr": tcfg.repair_lr,
                     **{f"{k}_seconds": v for k, v in own.items()},
                     **scorer.score(trained),
-                    "forgets": None,
-                    "keeps": None,
                 }
                 record["forgets"] = record["signal"] <= cfg.forget_signal_max
                 record["keeps"] = record["retain_drop"] <= cfg.retain_tolerance

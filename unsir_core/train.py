@@ -155,6 +155,20 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
+@contextlib.contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode with every weight's ``requires_grad`` off for the block, for
+    optimising its inputs (UNSIR's noise, calibration's probes); then both as they were."""
+    grad_flags = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        with eval_mode(model):
+            yield model
+    finally:
+        for p, flag in zip(model.parameters(), grad_flags, strict=True):
+            p.requires_grad_(flag)
+
+
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Per-sample accuracy: the fraction of rows whose argmax equals the label (nan if empty)."""
     if len(labels) == 0:

@@ -42,7 +42,7 @@ from .runtime import (
     step_counter,
     synchronize,
 )
-from .train import EpochStats, eval_mode, train_one_epoch
+from .train import EpochStats, eval_mode, frozen, train_one_epoch
 
 NOISE_KINDS = ("error_max", "random", "none")
 
@@ -164,11 +164,7 @@ def learn_noise(
     noise = torch.randn(len(labels), *image_shape, generator=generator).to(device).requires_grad_(True)
     optimizer = new_optimizer(torch.optim.Adam, [noise], lr=cfg.noise_lr)
 
-    was_training = model.training
-    grad_flags = [p.requires_grad for p in model.parameters()]
-    model.eval()  # BatchNorm uses, and keeps, the trained running statistics
-    model.requires_grad_(False)
-    try:
+    with frozen(model):  # BatchNorm uses, and keeps, the trained running statistics
         for step in range(cfg.noise_steps if cfg.noise == "error_max" else 0):  # "random": drawn, not optimised
             # Averaging over all K classes scales each class's loss by 1/K, which Adam ignores:
             # this is the same optimisation as K separate runs, in one forward pass.
@@ -182,10 +178,6 @@ def learn_noise(
             optimizer.step()
             if progress:
                 progress("noise", step + 1, cfg.noise_steps)
-    finally:
-        for p, flag in zip(model.parameters(), grad_flags, strict=True):
-            p.requires_grad_(flag)
-        model.train(was_training)
     return noise.detach(), labels
 
 
