@@ -4,6 +4,7 @@ content, shared by the Inspect and Runs pages and the HTML audit report.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -169,9 +170,20 @@ def calibration_figure(history: Sequence[Mapping]) -> go.Figure:
             fig.add_vline(x=h["impair_lr"], line_color=colour("unsir"), annotation_text="chosen")
     fig.update_layout(
         title="How calibration chose the impair learning rate",
-        xaxis={"type": "log", "title": "impair learning rate (repair at a fixed share of it)"},
+        xaxis={  # the rates tried, half a decade of margin (a line's annotation would widen it)
+            "type": "log",
+            "title": "impair learning rate (repair at a fixed share of it)",
+            "range": [math.log10(min(x)) - 0.5, math.log10(max(x)) + 0.5] if x else None,
+        },
         yaxis={"title": "held-out retained accuracy"},
-        yaxis2={"title": "forgetting signal", "overlaying": "y", "side": "right", "range": [-0.05, 1.05]},
+        yaxis2={
+            "title": "forgetting signal",
+            "overlaying": "y",
+            "side": "right",
+            "range": [-0.05, 1.05],
+            "tickvals": [0, 0.5, 1],
+            "showgrid": False,
+        },  # fmt: skip
         height=380,
         legend=LEGEND_ON_TOP,
     )
