@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from unsir_core.calibration import CalibrationError, calibrated_unsir, forget_probes, holdout_size, ladder
+from unsir_core.calibration import CalibrationError, _search, calibrated_unsir, forget_probes, holdout_size, ladder
 from unsir_core.data import ImageTensors, retained_classes
 from unsir_core.errors import ZeroGlanceViolation
 from unsir_core.experiment import ExperimentConfig
@@ -106,7 +106,10 @@ def test_the_chosen_trial_is_the_uncalibrated_run_at_its_step_size(digits, train
     pick = chosen(result)
     plain = unsir(
         trained_digits_model, [3], dr_sub, digits.normalize,
-        replace(QUICK, calibrate=False, impair_lr=pick["impair_lr"], repair_lr=pick["repair_lr"]), CPU,
+        replace(
+            QUICK, calibrate=False, impair_lr=pick["impair_lr"], repair_lr=pick["repair_lr"],
+            repair_epochs=pick["repair_epochs"],
+        ), CPU,
         seed=2, model_name="resnet18",
     )  # fmt: skip
     assert state_equal(result.model, plain.model)
@@ -114,6 +117,42 @@ def test_the_chosen_trial_is_the_uncalibrated_run_at_its_step_size(digits, train
     assert pick["forgets"] and pick["keeps"] and pick["signal"] <= QUICK.forget_signal_max
     assert set(result.phases) == {"noise", "calibration", "impair", "repair"}
     assert min(result.phases.values()) >= 0 and sum(result.phases.values()) <= result.seconds
+
+
+def _table(rows: dict) -> tuple[list, object]:
+    """A fake trial function over {(rung, extra repair epochs): (signal, held-out drop)} that
+    records what the search asked for (forgets: signal 0, keeps: drop <= 0.05)."""
+    asked = []
+
+    def trial(i: int, more_repair: int = 0) -> dict:
+        asked.append((i, more_repair))
+        signal, drop = rows[i, more_repair]
+        return {"signal": signal, "retain_drop": drop, "forgets": signal <= 0, "keeps": drop <= 0.05}
+
+    return asked, trial
+
+
+def test_the_search_takes_the_gentlest_rate_that_forgets():
+    asked, trial = _table({(0, 0): (0.3, 0.0), (1, 0): (0.01, 0.01), (2, 0): (0.0, 0.0), (3, 0): (0.0, 0.02)})
+    assert _search(trial, 4, 1, exhaustive=False) == (2, 0)  # costs nothing: no gentler try
+    assert set(asked) == {(1, 0), (2, 0)}
+    asked, trial = _table({(0, 0): (0.0, 0.0), (1, 0): (0.0, 0.01), (2, 0): (0.0, 0.03)})
+    assert _search(trial, 3, 2, exhaustive=False) == (0, 0)  # down while the gentler one forgets
+    _, trial = _table({(0, 0): (0.1, 0.0), (1, 0): (0.2, 0.0)})
+    assert _search(trial, 2, 0, exhaustive=False) is None  # nothing forgets
+
+
+def test_a_costly_rate_gives_way_to_a_gentler_one_with_a_longer_repair():
+    # the rung below did not forget with one repair epoch, and does with two at a smaller cost
+    rows = {(0, 0): (0.01, 0.03), (0, 1): (0.0, 0.02), (1, 0): (0.0, 0.045)}
+    assert _search(_table(rows)[1], 2, 0, exhaustive=False) == (0, 1)
+    # with two it still does not forget: the costly rate stays (it keeps: no longer repair tried)
+    rows[0, 1] = (0.01, 0.01)
+    asked, trial = _table(rows)
+    assert _search(trial, 2, 0, exhaustive=False) == (1, 0) and (1, 1) not in asked
+    # a rate that forgets but does not keep gets one more repair epoch as the last try
+    rows.update({(1, 0): (0.0, 0.08), (1, 1): (0.0, 0.04)})
+    assert _search(_table(rows)[1], 2, 0, exhaustive=False) == (1, 1)
 
 
 def test_probes_are_classified_as_their_forget_class_by_the_original(digits, trained_digits_model):
@@ -166,7 +205,7 @@ def test_no_setting_that_works_is_said_plainly(digits, trained_digits_model):
         calibrated_unsir(trained_digits_model, [3], dr_sub, holdout, digits.normalize, too_gentle, CPU,
                          model_name="resnet18")  # fmt: skip
     wrecking = replace(QUICK, calibration_lr_min=0.3, calibration_lr_max=0.3, calibration_lr_start=0.3)
-    with pytest.raises(CalibrationError, match=r"impair lr 0\.3: signal .*, held-out retained accuracy"):
+    with pytest.raises(CalibrationError, match=r"impair lr 0\.3 with 1 repair epoch\(s\): signal .*, held-out retained accuracy .*; impair lr 0\.3 with 2"):
         calibrated_unsir(trained_digits_model, [3], dr_sub, holdout, digits.normalize, wrecking, CPU,
                          model_name="resnet18")  # fmt: skip
 

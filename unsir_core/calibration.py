@@ -16,7 +16,11 @@ forget-class sample:
 
 From ``calibration_lr_start`` it goes up the ladder until a trial forgets (signal at most
 ``forget_signal_max``), then down while a gentler rate still forgets and the kept one costs
-held-out accuracy. The rate is taken when its held-out accuracy is within ``retain_tolerance``
+held-out accuracy. When the kept rate still costs held-out accuracy, the gentler rate below it
+is tried once more with one more repair epoch (a longer repair on retained data both restores
+the retained classes and pushes the probes further out of the forget class), and taken if it
+forgets at a smaller cost; when the kept one costs more than ``retain_tolerance``, so is the
+kept rate itself. A setting is taken when its held-out accuracy is within ``retain_tolerance``
 of the original's; otherwise :class:`CalibrationError` lists every setting tried, rather than
 return a model that did not forget or was broken. The chosen trial's model is the result (the
 same as uncalibrated UNSIR at that rate and seed); every trial is in its history
@@ -176,12 +180,17 @@ def calibrated_unsir(
         scorer = _Scorer.of(prep, holdout, normalize, forget, cfg, device)
         # every trial draws as the uncalibrated run would: its shuffles (gen) and dropout (torch's own)
         after_noise, global_state = gen.get_state(), _rng_state(device)
-        trials: dict[int, tuple[dict, nn.Module]] = {}
+        trials: dict[tuple[int, int], tuple[dict, nn.Module]] = {}
 
-        def trial(i: int) -> dict:
-            if i not in trials:
+        def trial(i: int, more_repair: int = 0) -> dict:
+            if (i, more_repair) not in trials:
                 trained = copy.deepcopy(prep.trained)
-                tcfg = replace(cfg, impair_lr=rates[i], repair_lr=rates[i] * cfg.repair_ratio)
+                tcfg = replace(
+                    cfg,
+                    impair_lr=rates[i],
+                    repair_lr=rates[i] * cfg.repair_ratio,
+                    repair_epochs=cfg.repair_epochs + more_repair,
+                )
                 own = {"impair": 0.0, "repair": 0.0}
                 with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                     _set_rng_state(device, global_state)
@@ -194,17 +203,18 @@ def calibrated_unsir(
                     "trial": len(trials) + 1,
                     "impair_lr": tcfg.impair_lr,
                     "repair_lr": tcfg.repair_lr,
+                    "repair_epochs": tcfg.repair_epochs,
                     **{f"{k}_seconds": v for k, v in own.items()},
                     **scorer.score(trained),
                 }
                 record["forgets"] = record["signal"] <= cfg.forget_signal_max
                 record["keeps"] = record["retain_drop"] <= cfg.retain_tolerance
-                trials[i] = (record, trained)
+                trials[i, more_repair] = (record, trained)
                 if on_trial is not None:
                     on_trial(record, nn.Sequential(prep.prefix, trained) if prep.prefix is not None else trained)
                 if progress:
-                    progress("calibration", len(trials), len(rates))
-            return trials[i][0]
+                    progress("calibration", len(trials), max(len(trials), len(rates)))
+            return trials[i, more_repair][0]
 
         first = min(range(len(rates)), key=lambda i: abs(math.log(rates[i] / cfg.calibration_lr_start)))
         chosen = _search(trial, len(rates), first, exhaustive)
@@ -218,8 +228,8 @@ def calibrated_unsir(
                 "original_probe_acc": scorer.probe_acc,
             }
         )
-        for i in sorted(trials, key=lambda i: trials[i][0]["trial"]):
-            history.append({**trials[i][0], "chosen": i == chosen})
+        for key in sorted(trials, key=lambda key: trials[key][0]["trial"]):
+            history.append({**trials[key][0], "chosen": key == chosen})
         if chosen is None or not trials[chosen][0]["keeps"]:
             raise CalibrationError(_failure(history[1:], cfg, scorer.retain_acc))
         record, trained = trials[chosen]
@@ -244,10 +254,13 @@ def _set_rng_state(device: torch.device, state: tuple) -> None:
         torch.cuda.set_rng_state(state[1], device)
 
 
-def _search(trial: Callable[[int], dict], n: int, start: int, exhaustive: bool) -> int | None:
-    """The rung to keep: from ``start``, up the ladder until a trial forgets; then down while
-    the gentler rung still forgets, as long as the kept one costs held-out retained accuracy
-    (one that costs none has nothing to gain from a gentler rate). None when even the
+def _search(trial: Callable[..., dict], n: int, start: int, exhaustive: bool) -> tuple[int, int] | None:
+    """The setting to keep, as (rung, extra repair epochs): from ``start``, up the ladder until
+    a trial forgets; then down while the gentler rung still forgets, as long as the kept one
+    costs held-out retained accuracy (one that costs none has nothing to gain from a gentler
+    rate). If the kept rung still costs some, the rung below it with one more repair epoch
+    replaces it when that forgets at a smaller cost; if the kept one does not keep the retained
+    classes, the kept rung with one more repair epoch is the last try. None when even the
     strongest rate does not forget. ``exhaustive``: every rung tried, the same choice made."""
     if exhaustive:
         for i in range(n):
@@ -259,13 +272,23 @@ def _search(trial: Callable[[int], dict], n: int, start: int, exhaustive: bool) 
         i += 1
     while i > 0 and trial(i)["retain_drop"] > 0 and trial(i - 1)["forgets"]:
         i -= 1
-    return i
+    best, kept = (i, 0), trial(i)
+    if i > 0 and kept["retain_drop"] > 0:
+        gentler = trial(i - 1, 1)
+        if gentler["forgets"] and gentler["retain_drop"] < kept["retain_drop"]:
+            best, kept = (i - 1, 1), gentler
+    if not kept["keeps"]:
+        longer = trial(i, 1)
+        if longer["forgets"] and longer["retain_drop"] < kept["retain_drop"]:
+            best = (i, 1)
+    return best
 
 
 def _failure(history: list[dict], cfg: UnsirConfig, original_acc: float) -> str:
     tried = "; ".join(
-        f"impair lr {h['impair_lr']:.2g}: signal {h['signal']:.3f}, held-out retained accuracy {h['retain_acc']:.3f}"
-        for h in sorted(history, key=lambda h: h["impair_lr"])
+        f"impair lr {h['impair_lr']:.2g} with {h['repair_epochs']} repair epoch(s): signal {h['signal']:.3f}, "
+        f"held-out retained accuracy {h['retain_acc']:.3f}"
+        for h in sorted(history, key=lambda h: (h["impair_lr"], h["repair_epochs"]))
     )
     return (
         f"calibration found no impair learning rate between {cfg.calibration_lr_min:g} and "
