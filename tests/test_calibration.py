@@ -205,7 +205,11 @@ def test_no_setting_that_works_is_said_plainly(digits, trained_digits_model):
         calibrated_unsir(trained_digits_model, [3], dr_sub, holdout, digits.normalize, too_gentle, CPU,
                          model_name="resnet18")  # fmt: skip
     wrecking = replace(QUICK, calibration_lr_min=0.3, calibration_lr_max=0.3, calibration_lr_start=0.3)
-    with pytest.raises(CalibrationError, match=r"impair lr 0\.3 with 1 repair epoch\(s\): signal .*, held-out retained accuracy .*; impair lr 0\.3 with 2"):
+    tried_both = (
+        r"impair lr 0\.3 with 1 repair epoch\(s\): signal .*, held-out retained accuracy .*; "
+        r"impair lr 0\.3 with 2"
+    )
+    with pytest.raises(CalibrationError, match=tried_both):
         calibrated_unsir(trained_digits_model, [3], dr_sub, holdout, digits.normalize, wrecking, CPU,
                          model_name="resnet18")  # fmt: skip
 

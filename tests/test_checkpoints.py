@@ -104,3 +104,13 @@ def test_a_torchscript_file_is_refused_without_advice_to_unpickle_it(tmp_path):
         with pytest.raises(CheckpointError, match="TorchScript archive, not a state_dict") as err:
             load_into(create_model("allcnn", 10), tmp_path / "scripted.pt")
     assert "weights_only" not in str(err.value) and "False" not in str(err.value)
+
+
+@pytest.mark.parametrize("meta", ['["model"]', "123", '"resnet18"', "null"])
+def test_metadata_that_is_json_but_not_an_object_is_a_clear_error(tmp_path, meta):
+    from safetensors.torch import save_file
+
+    model = create_model("allcnn", 10)
+    save_file(model.state_dict(), str(tmp_path / "odd.safetensors"), metadata={"unsir": meta})
+    with pytest.raises(CheckpointError, match=r"odd.safetensors: its 'unsir' metadata is a JSON \w+, not an object"):
+        load_into(create_model("allcnn", 10), tmp_path / "odd.safetensors", expect={"model": "allcnn"})

@@ -91,7 +91,8 @@ def test_unknown_names_exit_2(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit) as exit_info:
         run_cli("experiment", *[x for kv in args.items() for x in kv], "--forget", "3", "--out", str(tmp_path / "r"))
     assert exit_info.value.code == 2
-    assert "invalid choice" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "invalid choice" in err and err.startswith("error: ") and err.count("\n") == 1  # no usage text
 
 
 def test_missing_cifar_offline_exit_2(tmp_path, capsys, monkeypatch):
@@ -402,6 +403,11 @@ def test_an_impossible_out_fails_before_the_experiment(tmp_path, capsys):
         (["--device", "cpu", "--set", "unsir.precision=fp16"], "fp16 mixed precision needs a CUDA device"),
         (["--set", "unsir.repair_distill=1.5"], "UnsirConfig.repair_distill must be <= 1"),
         (["--recipe", "quick"], "invalid choice: 'quick'"),
+        (["--image-size", "100000"], "image size must be between 8 and 512 pixels, got 100000"),
+        (["--methods", ""], "no unlearning method given; name one or more of: unsir,"),
+        (["--methods", " , "], "no unlearning method given"),
+        (["--out", ""], "--out must name the run's folder, not ''"),
+        (["--out", "."], "--out must name the run's folder, not '.'"),
     ],
 )
 def test_out_of_range_options_exit_2_before_any_training(tmp_path, capsys, extra, message):
@@ -443,6 +449,7 @@ def test_an_undecodable_image_is_named_in_a_clear_error(tmp_path, capsys):
         for i in range(4):
             Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(tmp_path / "faces" / c / f"{i}.png")
     (tmp_path / "faces" / "b" / "notes.png").write_text("not an image")
+    (tmp_path / "faces" / "b" / "a\nerror: forged.png").write_text("neither")
     with pytest.raises(SystemExit) as exit_info:
         run_cli(
             "experiment",
@@ -460,7 +467,8 @@ def test_an_undecodable_image_is_named_in_a_clear_error(tmp_path, capsys):
         )
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "faces/b/notes.png cannot be read as an image" in err and "Traceback" not in err
+    assert "faces/b/a\\nerror: forged.png cannot be read as an image (UnidentifiedImageError), nor can 1 more" in err
+    assert err.count("\n") == 1 and "Traceback" not in err  # the newline in a name forges no second line
 
 
 def test_a_missing_cifar_data_dir_is_not_created(tmp_path, capsys, monkeypatch):
@@ -626,3 +634,14 @@ def test_original_and_retrained_are_used_and_recorded_with_their_hash(tmp_path, 
     history = metrics["models"]["unsir"]["history"]
     assert any(h["phase"] == "calibration" and h.get("chosen") for h in history) or metrics["errors"]
     assert "calibration" in metrics["models"].get("unsir", {}).get("phases", {"calibration": 0})
+
+
+def test_seed_statistics_pass_over_what_is_not_a_number():
+    """An accuracy over no test image is NaN: the mean and spread of the others still come out."""
+    from unsir_core.experiment import aggregate_seeds
+
+    runs = [{"unsir": {"forget_acc": float("nan"), "retain_acc": 0.8, "seconds": None}},
+            {"unsir": {"forget_acc": 0.0, "retain_acc": 0.9, "seconds": 2.0}}]  # fmt: skip
+    merged = aggregate_seeds(runs)["unsir"]
+    assert merged["retain_acc"] == pytest.approx(0.85) and merged["std"]["retain_acc"] == pytest.approx(0.05)
+    assert merged["std"]["forget_acc"] == 0.0  # the one finite value

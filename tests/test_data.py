@@ -7,7 +7,7 @@ import torch
 from tests.fakes import fake_fashion, write_idx
 from unsir_core.data import ImageTensors, forbid_classes, resolve_classes
 from unsir_core.datasets import list_datasets, load_dataset
-from unsir_core.errors import DataMissingError, InvalidClassesError, UnknownNameError, ZeroGlanceViolation
+from unsir_core.errors import BadDataError, DataMissingError, InvalidClassesError, UnknownNameError, ZeroGlanceViolation
 
 
 def test_registry_lists_every_dataset():
@@ -110,6 +110,36 @@ def test_imagefolder_reads_class_folders(tmp_path):
     assert len(data.train) + len(data.test) == 15 and set(data.test.labels.tolist()) == {0, 1, 2}
 
 
+def test_imagefolder_reads_each_image_once_however_it_is_linked(tmp_path):
+    from PIL import Image
+
+    root, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    for folder in (root / "p0" / "sub", root / "p1" / "sub", elsewhere):
+        folder.mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (20, 20), (len(folder.parts), 0, 40 * i)).save(folder / f"{i}.png")
+    (root / "p0" / "self").symlink_to(".")  # a loop: the same images forever
+    (root / "p0" / "up").symlink_to("..")  # back up into the whole image folder
+    (root / "p0" / "sub" / "loop").symlink_to(root / "p0")
+    (root / "p1" / "other").symlink_to(root / "p0" / "sub")  # another class's images
+    (root / "p1" / "linked").symlink_to(elsewhere)  # a user's data linked in: read, once
+    (root / "p1" / "again").symlink_to(elsewhere)
+    data = load_dataset("imagefolder", root, image_size=8)
+    labels = torch.cat([data.train.labels, data.test.labels]).tolist()
+    assert sorted(labels) == [0, 0, 0, 1, 1, 1, 1, 1, 1]  # no copy of a training image in the test split
+
+
+def test_an_imagefolder_class_with_one_image_is_refused_by_name(tmp_path):
+    from PIL import Image
+
+    for c, n in (("cat", 4), ("dog", 1)):
+        (tmp_path / c).mkdir()
+        for i in range(n):
+            Image.new("RGB", (10, 10), (60 * i, 0, 0)).save(tmp_path / c / f"{i}.png")
+    with pytest.raises(DataMissingError, match="class 'dog' of .* has no training image: every class needs at least 2"):
+        load_dataset("imagefolder", tmp_path, image_size=8)
+
+
 def test_imagefolder_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(DataMissingError, match="does not exist"):
         load_dataset("imagefolder", tmp_path / "faces")
@@ -137,6 +167,17 @@ def test_an_undecodable_file_in_an_image_folder_is_named(tmp_path):
     (tmp_path / "pets" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     with pytest.raises(BadDataError, match=r"pets/dog/broken.jpg cannot be read as an image .*, nor can 1 more file"):
         load_dataset("imagefolder", tmp_path / "pets", image_size=16)
+
+
+def test_a_damaged_cifar_archive_is_named_as_damaged(tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("x")))
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b truncated download")
+    with pytest.raises(BadDataError, match=r"cifar-10-python.tar.gz is damaged: its MD5 checksum is not the official"):
+        load_dataset("cifar10", tmp_path)
+    assert (tmp_path / "cifar-10-python.tar.gz").read_bytes() == b"\x1f\x8b truncated download"  # left as it was
 
 
 def test_a_failed_cifar_load_creates_no_folder(tmp_path, monkeypatch):

@@ -43,9 +43,12 @@ def test_corrupt_runs_are_skipped_with_a_warning(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "partial").mkdir()
     (tmp_path / "partial" / "metrics.json").write_text(json.dumps({"config": {}}))
-    with pytest.warns(UserWarning, match="skipping run"):
+    with pytest.warns(UserWarning, match="skipping run") as warned:
         runs = list_runs(tmp_path)
     assert [r.path.name for r in runs] == ["ok"]
+    messages = {str(w.message).removeprefix("skipping ") for w in warned}
+    assert "run empty is unreadable: it holds no metrics.json" in messages
+    assert not any(str(tmp_path) in str(w.message) for w in warned)  # no server path shown
     assert list_runs(tmp_path / "missing") == []
 
 
@@ -84,6 +87,46 @@ def test_an_empty_folder_or_an_earlier_run_may_be_replaced(tmp_path):
             write_json(d / "metrics.json", _metrics())
             (d / "unsir.safetensors").write_bytes(b"weights")
     assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["metrics.json", "unsir.safetensors"]
+
+
+def test_a_run_never_deletes_a_file_it_did_not_write(tmp_path):
+    from unsir_core.errors import UnsirError
+
+    with atomic_run_dir(tmp_path / "r") as d:
+        write_json(d / "metrics.json", _metrics())
+        (d / "unsir.safetensors").write_bytes(b"weights")
+    (tmp_path / "r" / "my_finetuned.safetensors").write_bytes(b"the user's own model")
+    with pytest.raises(UnsirError, match="holds a run and 1 file.* did not write .*my_finetuned"):
+        with atomic_run_dir(tmp_path / "r") as d:
+            write_json(d / "metrics.json", _metrics())
+    assert (tmp_path / "r" / "my_finetuned.safetensors").read_bytes() == b"the user's own model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+@pytest.mark.parametrize("out", ["", ".", "..", "runs/.."])
+def test_an_out_that_names_no_folder_is_refused_before_any_work(tmp_path, monkeypatch, out):
+    from unsir_core.errors import UnsirError
+    from unsir_core.runs import check_run_target
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnsirError, match="--out must name the run's folder"):
+        check_run_target(out)
+
+
+def test_a_run_that_cannot_take_its_place_is_kept_and_said(tmp_path):
+    """Another writer put something that is not a run at the target while this one worked:
+    the finished run is not thrown away, and the error names where it is."""
+    from unsir_core.errors import UnsirError
+
+    with pytest.raises(UnsirError, match=r"could not put the run into .*; the finished run is in .*r-") as err:
+        with atomic_run_dir(tmp_path / "r") as d:
+            write_json(d / "metrics.json", _metrics())
+            (tmp_path / "r").mkdir()
+            (tmp_path / "r" / "notes.txt").write_text("another writer's")
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("r-")]
+    assert len(kept) == 1 and str(kept[0]) in str(err.value)
+    assert read_run(kept[0])["forget_classes"] == [3]
+    assert (tmp_path / "r" / "notes.txt").read_text() == "another writer's"
 
 
 def test_the_target_is_checked_before_any_work(tmp_path):

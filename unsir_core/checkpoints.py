@@ -40,9 +40,14 @@ def read_metadata(path: str | Path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        return json.loads(meta.get("unsir", "{}"))
+        found = json.loads(meta.get("unsir", "{}"))
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path} is not a readable safetensors checkpoint: {err}") from err
+    if not isinstance(found, dict):
+        raise CheckpointError(
+            f"{path.name}: its 'unsir' metadata is a JSON {type(found).__name__}, not an object of named fields"
+        )
+    return found
 
 
 def load_state(path: str | Path) -> dict[str, torch.Tensor]:

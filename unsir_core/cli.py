@@ -107,10 +107,23 @@ def _add_unsir(p: argparse.ArgumentParser) -> None:
         )
 
 
+def one_line(message: str) -> str:
+    """``message`` with its control characters escaped: a name holding a newline (a file's,
+    a user's) cannot print a second, forged line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one ``error:`` line (as every other error
+    is), pointing to ``--help`` instead of printing the whole usage."""
+
+    def error(self, message: str):
+        print(f"error: {one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m unsir_core", description="Class unlearning with UNSIR, zero-glance."
-    )
+    parser = _Parser(prog="python -m unsir_core", description="Class unlearning with UNSIR, zero-glance.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     exp = sub.add_parser(
@@ -337,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         COMMANDS[args.command](args)
     except UnsirError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)

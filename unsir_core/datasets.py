@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import DataBundle, ImageTensors
-from .errors import BadDataError, DataMissingError
+from .errors import BadDataError, DataMissingError, InvalidConfigError
 from .paths import default_data_dir, first_missing
 from .registry import Registry
 
@@ -77,11 +77,25 @@ def dataset_spec(name: str) -> DatasetSpec:
     return _DATASETS.lookup(name)
 
 
+# Image sides the resized data sets accept: below 8 a ResNet's stages have no pixel left; 512
+# is twice the largest side the models are meant for (224) and keeps a data set in memory.
+IMAGE_SIZES = range(8, 513)
+
+
+def check_image_size(size: int) -> int:
+    if size not in IMAGE_SIZES:
+        raise InvalidConfigError(
+            f"image size must be between {IMAGE_SIZES.start} and {IMAGE_SIZES.stop - 1} pixels, got {size}"
+        )
+    return size
+
+
 def load_dataset(name: str, data_dir: str | Path | None = None, image_size: int = 32) -> DataBundle:
     """Load a registered data set. ``data_dir`` defaults to :func:`default_data_dir`
-    (``imagefolder`` reads its images from it); ``image_size`` applies to the data sets that
-    are resized (digits, imagefolder) and is ignored by the others."""
+    (``imagefolder`` reads its images from it); ``image_size`` (within :data:`IMAGE_SIZES`)
+    applies to the data sets that are resized (digits, imagefolder) and is ignored by the others."""
     spec = dataset_spec(name)
+    check_image_size(image_size)
     root = _root(data_dir)
     return spec.load(root, image_size=image_size) if spec.resizable else spec.load(root)
 
@@ -171,6 +185,13 @@ def _load_cifar(name: str, root: Path) -> DataBundle:
             shutil.rmtree(created, ignore_errors=True)
         if not isinstance(err, (OSError, RuntimeError)):  # URLError is an OSError
             raise
+        from torchvision.datasets.utils import check_integrity
+
+        if (root / archive).is_file() and not check_integrity(str(root / archive), cls.tgz_md5):
+            raise BadDataError(
+                f"{root / archive} is damaged: its MD5 checksum is not the official archive's ({cls.tgz_md5}). "
+                "Replace it with the official archive and run again."
+            ) from err
         raise DataMissingError(
             f"{name} is not in {root} and could not be downloaded ({err}). Put the official "
             f"archive {archive} into {root} (or pass --data-dir / set UNSIR_DATA_DIR to the "
@@ -282,13 +303,9 @@ def _read_image_folder(folder: Path, image_size: int) -> tuple[torch.Tensor, tor
     classes = sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
     transform = T.Compose([T.Resize((image_size, image_size)), T.PILToTensor()])
     images, labels, bad = [], [], []
+    seen: set[str] = set()  # real paths of the folders and files read: each once, however linked
     for label, name in enumerate(classes):
-        files = [
-            Path(base) / f
-            for base, _, names in sorted(os.walk(folder / name, followlinks=True))
-            for f in sorted(names)
-            if f.lower().endswith(IMG_EXTENSIONS)
-        ]
+        files = [f for f in _files_once(folder / name, folder, seen) if f.name.lower().endswith(IMG_EXTENSIONS)]
         if not files:
             raise DataMissingError(
                 f"class folder {name!r} in {folder.name} holds no image file ({', '.join(IMG_EXTENSIONS)})"
@@ -312,6 +329,35 @@ def _read_image_folder(folder: Path, image_size: int) -> tuple[torch.Tensor, tor
     return torch.stack(images).contiguous(), torch.as_tensor(labels, dtype=torch.int64), classes
 
 
+def _files_once(top: Path, root: Path, seen: set[str]) -> list[Path]:
+    """The files under the class folder ``top`` of the image folder ``root``, sorted by folder
+    and name. Links are followed (data sets are often linked in), but not into another part of
+    ``root`` (another class's images, or back up the tree), and no folder or file whose real
+    path is in ``seen`` is read again (a link loop); what is read is added to ``seen``."""
+    root_real, top_real = os.path.realpath(root), os.path.realpath(top)
+
+    def elsewhere_in_root(real: str) -> bool:
+        return _within(real, root_real) and not _within(real, top_real)
+
+    found = []
+    for base, dirs, names in os.walk(top, followlinks=True):
+        real = os.path.realpath(base)
+        if real in seen or elsewhere_in_root(real):
+            dirs.clear()  # a loop, or images that are not this class's: not read from here
+            continue
+        seen.add(real)
+        for f in names:
+            path = os.path.realpath(os.path.join(base, f))
+            if path not in seen and not elsewhere_in_root(path):
+                seen.add(path)
+                found.append((base, f))
+    return [Path(base) / f for base, f in sorted(found)]
+
+
+def _within(path: str, folder: str) -> bool:
+    return os.path.commonpath([path, folder]) == folder
+
+
 @register_dataset("imagefolder", resizable=True, user_folder=True)
 def _load_imagefolder(root: Path, image_size: int = 32, test_fraction: float = 0.2) -> DataBundle:
     """``root`` holds class sub-folders, or ``train/`` and ``test/`` that each do."""
@@ -331,5 +377,13 @@ def _load_imagefolder(root: Path, image_size: int = 32, test_fraction: float = 0
         train, test = ImageTensors(x[tr], y[tr]), ImageTensors(x[te], y[te])
     if len(classes) < 2:
         raise DataMissingError(f"{root.name} has {len(classes)} class folder(s); unlearning needs at least 2")
+    for split, part in (("training", train), ("test", test)):  # a class with no image there cannot be measured
+        counts = torch.bincount(part.labels, minlength=len(classes))
+        if empty := [classes[c] for c in range(len(classes)) if counts[c] == 0]:
+            raise DataMissingError(
+                f"class {empty[0]!r} of {root.name} has no {split} image"
+                + (f" (nor do {len(empty) - 1} more)" if len(empty) > 1 else "")
+                + ": every class needs at least 2 images, one to train on and one to test on"
+            )
     mean, std = _channel_stats(train.images)
     return DataBundle(f"imagefolder:{root.name}", train, test, list(classes), mean, std)

@@ -11,6 +11,7 @@ deviations. The result is the content of metrics.json; ``runs.write_run`` stores
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Mapping, Sequence
@@ -22,10 +23,10 @@ import torch
 import torch.nn as nn
 
 from .data import DataBundle, resolve_classes, retained_classes
-from .datasets import load_dataset
+from .datasets import check_image_size, load_dataset
 from .errors import InvalidConfigError, UnsirError
 from .evaluation import EvalContext, EvalSplits, add_scores, check_metrics, evaluate_model, unaveraged_keys
-from .methods import get_method, method_config, unlearn
+from .methods import get_method, list_methods, method_config, unlearn
 from .model_cache import checkpoint_model, trained_model
 from .paths import default_cache_dir
 from .provenance import environment
@@ -67,8 +68,7 @@ class ExperimentConfig:
             check_seed(seed)
         if self.model_seed is not None:
             check_seed(self.model_seed, "model seed")
-        if self.image_size < 8:
-            raise InvalidConfigError(f"image size must be at least 8 pixels, got {self.image_size}")
+        check_image_size(self.image_size)
         if not 0 < self.relearn_fraction <= 1:
             raise InvalidConfigError(f"relearn fraction must be in (0, 1], got {self.relearn_fraction}")
         check_metrics(self.metrics)
@@ -76,6 +76,8 @@ class ExperimentConfig:
             raise InvalidConfigError(f"unknown recipe set {self.recipes!r}; choose one of: {', '.join(RECIPE_SETS)}")
         device = resolve_device(self.device)  # an absent device fails now
         check_precision(self.recipe().precision, device)
+        if not self.methods:  # both reference models would train for a run with nothing to compare
+            raise InvalidConfigError(f"no unlearning method given; name one or more of: {', '.join(list_methods())}")
         for name in self.methods:
             config = self.method_config(name)  # an unknown method, field or out-of-range value fails now
             check = get_method(name).check
@@ -302,12 +304,19 @@ def aggregate_seeds(runs: list[dict[str, dict]], first_only: Sequence[str] = ())
         merged = _mean(entries)
         merged.update({k: entries[0][k] for k in first_only if k in entries[0]})
         merged["std"] = {
-            k: statistics.pstdev(e[k] for e in entries)
+            k: _std([e.get(k) for e in entries])
             for k, v in entries[0].items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
         out[name] = merged
     return out
+
+
+def _std(values: list) -> float | None:
+    """The population standard deviation of the finite numbers among ``values`` (None if none:
+    e.g. an accuracy over no test image is NaN)."""
+    nums = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return statistics.pstdev(nums) if nums else None
 
 
 def _mean(values: list):

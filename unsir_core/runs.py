@@ -47,21 +47,26 @@ def check_run_target(out: str | Path) -> Path:
     """``out`` as a Path if a run can be written there: a name that does not exist yet in a
     folder we may write, an empty folder, or an earlier run folder (only ``metrics.json`` and
     checkpoints). Anything else raises :class:`UnsirError` and nothing is touched."""
+    if Path(out).name in ("", ".", ".."):  # "", "." or "dir/..": no name to put a run under
+        raise UnsirError(f"--out must name the run's folder, not {str(out)!r}: e.g. runs/my-run")
     out = Path(out)
     if out.exists() or out.is_symlink():
         if out.is_symlink() or not out.is_dir():
             raise UnsirError(f"{out} is a file, not a run folder; give --out a folder name that does not exist yet")
         entries = sorted(p.name for p in out.iterdir())
-        foreign = [n for n in entries if n != METRICS and not n.endswith(CHECKPOINT_SUFFIX)]
-        if not foreign and METRICS in entries:
-            try:
-                read_run(out)
-            except UnsirError:
-                foreign = [METRICS]  # a metrics.json, but not a run's: another tool's results
-        if foreign or (entries and METRICS not in entries):
-            example = (foreign or entries)[0]
+        try:  # what the earlier run wrote: its metrics.json and its unlearned models' checkpoints
+            ours = {METRICS} | {checkpoint_file(out, n).name for n in unlearned_models(read_run(out))}
+        except UnsirError:
+            ours = set()  # no run's metrics.json (or another tool's): nothing here is a run's
+        foreign = [n for n in entries if n not in ours]
+        if foreign and ours:
             raise UnsirError(
-                f"{out} exists and is not a run folder (it holds {example!r}"
+                f"{out} holds a run and {len(foreign)} file(s) it did not write ({foreign[0]!r}); a run replaces "
+                "only what an earlier run wrote, so move them away or choose another --out"
+            )
+        if foreign:
+            raise UnsirError(
+                f"{out} exists and is not a run folder (it holds {foreign[0]!r}"
                 + (f" and {len(entries) - 1} more" if len(entries) > 1 else "")
                 + "); a run only replaces an earlier run. Choose another --out"
             )
@@ -117,22 +122,34 @@ def atomic_run_dir(out_dir: str | Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
-        check_run_target(out)  # nothing else appeared there meanwhile
-        if not out.exists():
-            tmp.rename(out)
-        else:
-            old = out.parent / f".{out.name}.old-{me}"
-            try:
-                out.rename(old)
-            except OSError as err:  # e.g. a mount point: keep the finished run where it can be found
-                kept = out.parent / f"{out.name}-{me}"
-                tmp.rename(kept)
-                raise UnsirError(f"could not replace {out} ({err.strerror}); the new run is in {kept}") from err
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
+        try:
+            check_run_target(out)  # nothing else appeared there meanwhile
+            _move_into_place(tmp, out, me)
+        except (UnsirError, OSError) as err:  # e.g. another writer, a mount point: keep the finished run
+            kept = out.parent / f"{out.name}-{me}"
+            tmp.rename(kept)
+            why = err if isinstance(err, UnsirError) else err.strerror or err
+            raise UnsirError(f"could not put the run into {out} ({why}); the finished run is in {kept}") from err
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _move_into_place(tmp: Path, out: Path, me: str) -> None:
+    """Rename the finished run ``tmp`` to ``out``, the earlier run there (if any) renamed
+    aside first and deleted after. An OSError (another writer got there first) leaves ``tmp``."""
+    if not out.exists():
+        tmp.rename(out)  # a folder another writer renamed into place meanwhile fails: ENOTEMPTY
+        return
+    old = out.parent / f".{out.name}.old-{me}"
+    out.rename(old)
+    try:
+        tmp.rename(out)
+    except OSError:
+        if not out.exists():
+            old.rename(out)  # put the earlier run back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def write_json(path: Path, payload: dict) -> None:
@@ -225,7 +242,10 @@ def read_run(path: str | Path) -> dict:
     path = Path(path)
     try:
         return validate_run(json.loads((path / METRICS).read_text()))
-    except (OSError, ValueError) as err:  # JSONDecodeError is a ValueError
+    except OSError as err:  # its strerror alone: the message must not show the server's paths
+        why = f"it holds no {METRICS}" if isinstance(err, FileNotFoundError) else f"{METRICS}: {err.strerror}"
+        raise UnsirError(f"run {path.name} is unreadable: {why}") from err
+    except ValueError as err:  # JSONDecodeError is a ValueError
         raise UnsirError(f"run {path.name} is unreadable: {err}") from err
 
 
