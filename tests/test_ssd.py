@@ -1,6 +1,8 @@
 """Selective Synaptic Dampening: the importance and the dampening rule on known cases, and the
 method through the registry on digits."""
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -121,3 +123,29 @@ def test_the_alpha_search_says_when_even_its_floor_does_not_forget(digits, train
     *tried, chosen, used = result.history
     assert [t["alpha"] for t in tried][1] == ssd_module.SEARCH_FLOOR and len(tried) == 2  # the largest, the floor
     assert chosen["reached"] is False and used["alpha"] == ssd_module.SEARCH_FLOOR
+
+
+def test_the_alpha_search_fails_plainly_when_the_alpha_that_forgets_wrecks_the_model(
+    digits, trained_digits_model, monkeypatch
+):
+    import pytest
+
+    import unsir_core.ssd as ssd_module
+
+    # a dampening that forgets class 3 only by sending every image to class 0 (below alpha 3.7)
+    def dampen(model, forget, full, alpha, dampening):
+        if alpha <= 3.7:
+            with torch.no_grad():
+                list(model.parameters())[-1][0] += 1e4
+        return 0.5 if alpha <= 3.7 else 0.0
+
+    monkeypatch.setattr(ssd_module, "dampen", dampen)
+    cfg = method_config("ssd", "digits", "x", {"judge": 100})
+    with pytest.raises(
+        ssd_module.SsdSearchError, match=r"no alpha forgets without wrecking the model: .* \(alpha 3\.6"
+    ):
+        unlearn("ssd", trained_digits_model, "resnet18", digits, (3,), CPU, cfg, seed=1)
+    # within the tolerance it is used, and the history says what it cost on the judged retained samples
+    result = unlearn("ssd", trained_digits_model, "resnet18", digits, (3,), CPU, replace(cfg, retain_tolerance=1.0))
+    *_, chosen, _ = result.history
+    assert chosen["retain_accuracy"] < 0.2 < 0.9 < chosen["original_retain_accuracy"]

@@ -36,6 +36,7 @@ from torch import nn
 
 from .config import Knobs, knob, lookup
 from .data import ImageTensors, Normalize
+from .errors import UnsirError
 from .gradients import batch_gradients
 from .methods import UnlearningTask, UnlearnResult, register_method
 from .runtime import step_counter
@@ -56,6 +57,13 @@ class SsdConfig(Knobs):
     )
     judge: int = knob(1000, "alpha search: forget training samples (a random subset) that judge each alpha", min=1)
     search_steps: int = knob(12, "alpha search: geometric bisection steps between 1 and the largest ratio", min=1)
+    retain_tolerance: float = knob(
+        0.05,
+        "alpha search: the most accuracy on judged retained training samples the chosen alpha may cost; "
+        "beyond it SSD fails with the reason rather than return a wrecked model",
+        min=0,
+        max=1,
+    )
 
 
 # Below 1 a weight more important to all the data than to the forget data would be dampened,
@@ -119,6 +127,10 @@ def dampen(model: nn.Module, forget: Importance, full: Importance, alpha: float,
     return selected / max(seen, 1)
 
 
+class SsdSearchError(UnsirError):
+    """SSD's alpha search found no alpha that forgets and keeps the retained classes."""
+
+
 def search_alpha(
     model: nn.Module,
     task: UnlearningTask,
@@ -134,9 +146,14 @@ def search_alpha(
     accuracy falls as alpha falls (a smaller alpha selects a superset). The end that forgets is
     kept, so the result forgets on the judge unless even the floor does not, which the history
     says (``reached`` False; the floor is then returned). ``model`` is left as it was; each alpha
-    tried is appended to ``history`` (and ``tick`` called after it)."""
-    order = torch.randperm(len(task.forget), generator=torch.Generator().manual_seed(task.seed))
-    judge = task.forget.subset(order[: cfg.judge])
+    tried is appended to ``history`` (and ``tick`` called after it).
+
+    The alpha found is the least dampening that forgets, so if it costs more than
+    ``cfg.retain_tolerance`` of the accuracy on ``cfg.judge`` random retained training samples
+    (SSD reads them anyway), every alpha that forgets does: :class:`SsdSearchError` says so."""
+    gen = torch.Generator().manual_seed(task.seed)
+    judge = task.forget.subset(torch.randperm(len(task.forget), generator=gen)[: cfg.judge])
+    judge_retain = task.retain.subset(torch.randperm(len(task.retain), generator=gen)[: cfg.judge])
     original = {name: p.detach().clone() for name, p in model.named_parameters()}
 
     @torch.no_grad()
@@ -153,6 +170,14 @@ def search_alpha(
             tick()
         return acc <= cfg.forget_target
 
+    def retained_accuracy(alpha: float | None) -> float:
+        """On the judged retained samples, dampened with ``alpha`` (None: as the model is)."""
+        if alpha is not None:
+            dampen(model, forget, full, alpha, cfg.dampening)
+        acc = accuracy(predict(model, judge_retain.images, task.normalize, task.device), judge_retain.labels)
+        restore()
+        return acc
+
     ratios = [(forget[name] / full[name])[full[name] > 0] for name, _ in model.named_parameters()]
     high = max((float(r.max()) for r in ratios if r.numel()), default=SEARCH_FLOOR)
     low = SEARCH_FLOOR
@@ -165,7 +190,15 @@ def search_alpha(
         for _ in range(cfg.search_steps):
             mid = math.sqrt(low * high)
             low, high = (mid, high) if forgets(mid) else (low, mid)
-    history.append({"phase": "alpha_search", "chosen_alpha": low, "reached": True, "judged_on": len(judge)})
+    kept = {"retain_accuracy": retained_accuracy(low), "original_retain_accuracy": retained_accuracy(None)}
+    history.append({"phase": "alpha_search", "chosen_alpha": low, "reached": True, "judged_on": len(judge), **kept})
+    if kept["original_retain_accuracy"] - kept["retain_accuracy"] > cfg.retain_tolerance:
+        raise SsdSearchError(
+            f"no alpha forgets without wrecking the model: the largest that forgets the judged forget samples "
+            f"(alpha {low:.4g}) leaves {kept['retain_accuracy']:.1%} accuracy on {len(judge_retain)} retained "
+            f"training samples against the original's {kept['original_retain_accuracy']:.1%}, more than "
+            f"retain_tolerance ({cfg.retain_tolerance:.1%}) below it; every smaller alpha dampens more"
+        )
     return low
 
 
