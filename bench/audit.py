@@ -351,21 +351,48 @@ def add_seed(entry: dict | None, classes: list[dict], result: dict, seconds: flo
         classes.append(entry)
     for s in result["per_seed"]:
         models = {name: figures(e) for name, e in s["models"].items()}
-        entry["per_seed"].append({"seed": s["seed"], "seconds": seconds, "git_commit": commit, "models": models})
+        entry["per_seed"].append(
+            {
+                "seed": s["seed"],
+                "seconds": seconds,
+                "git_commit": commit,
+                "references": references(s["models"]),
+                "models": models,
+            }
+        )
     entry["seconds"] += seconds
     for name, err in result["errors"].items():
         entry["errors"].setdefault(name, err)
     return entry
 
 
+REFERENCES = ("original", "retrained")
+
+
+def references(models: dict) -> dict[str, str]:
+    """The weights' SHA-256 of a run's original and retrained models (``experiment.py`` records
+    it): what identifies them, where their figures may not (an evaluation on CUDA can differ by
+    an image between two runs of the same weights)."""
+    return {r: models[r]["weights_sha256"] for r in REFERENCES if (models.get(r) or {}).get("weights_sha256")}
+
+
 def same_references(kept: dict, now: dict, where: str) -> None:
     """Refuse to put runs measured against other models side by side: the original and retrained
-    models of ``now`` (a run's figures by model) must give ``kept``'s test forget and retained
-    accuracy exactly (the same cached models, or the same deterministic training; a run of a class
-    is compared with its kept runs, as the cache may have been emptied between them)."""
-    for reference in ("original", "retrained"):
+    models of the run ``now`` must be ``kept``'s (a kept run of the same class, as the cache may
+    have been emptied between them), identified by their weights' hash. A run recorded before
+    the hashes were is compared on its test forget and retained accuracy, exactly."""
+    for reference in REFERENCES:
+        was, is_ = (kept.get("references") or {}).get(reference), (now.get("references") or {}).get(reference)
+        if was and is_:
+            if was != is_:
+                raise UnsirError(
+                    f"{where}: the {reference} model's weights (sha256 {is_[:12]}) are not those of the kept runs "
+                    f"({was[:12]}): it is not the model the file measured (retrained differently, or another "
+                    "cache); nothing was written"
+                )
+            continue
         for key in ("forget_acc", "retain_acc"):
-            was, is_ = (kept.get(reference) or {}).get(key), (now.get(reference) or {}).get(key)
+            was, is_ = (kept["models"].get(reference) or {}).get(key), (now["models"].get(reference) or {}).get(key)
             if was != is_:
                 raise UnsirError(
                     f"{where}: the {reference} model gives {key} {is_}, not the kept runs' {was}: it is not the "
@@ -382,8 +409,11 @@ def redo_seed(args, entry: dict, run: dict, redo: tuple[str, ...], metrics) -> f
     cfg = experiment_config(args, str(entry["forget"][0]), (run["seed"],), redo, metrics)
     t = time.perf_counter()
     result, _ = run_experiment(cfg)
-    models = {name: figures(e) for name, e in result["per_seed"][0]["models"].items()}
-    same_references(run["models"], models, f"--redo: {entry['forget_names']} seed {run['seed']}")
+    measured = result["per_seed"][0]["models"]
+    models = {name: figures(e) for name, e in measured.items()}
+    now = {"models": models, "references": references(measured)}
+    same_references(run, now, f"--redo: {entry['forget_names']} seed {run['seed']}")
+    run.setdefault("references", now["references"])
     commit = environment()["git_commit"]
     for name in redo:
         if name in models:  # in place: the models keep their order in the file and its tables
@@ -507,9 +537,7 @@ def main() -> None:
             result, _ = run_experiment(cfg)
             entry = add_seed(entry, classes, result, time.perf_counter() - t)
             # against the class's first run (itself for a new class), before anything is written
-            same_references(
-                entry["per_seed"][0]["models"], entry["per_seed"][-1]["models"], f"--resume: {forget} seed {seed}"
-            )
+            same_references(entry["per_seed"][0], entry["per_seed"][-1], f"--resume: {forget} seed {seed}")
             if args.runs:
                 write_run(f"{args.runs}/{args.dataset}-{args.model}-forget{forget}-seed{seed}", result)
             payload = record()

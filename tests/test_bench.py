@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -252,11 +253,12 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     assert b["recipes"] == "fast"
     # a new seed is measured against the kept seeds' original and retrained models, or refused
     tampered = json.loads(json.dumps(interrupted))
-    tampered["per_class"][0]["per_seed"][0]["models"]["original"]["retain_acc"] += 0.01
+    kept_hash = tampered["per_class"][0]["per_seed"][0]["references"]["original"]
+    tampered["per_class"][0]["per_seed"][0]["references"]["original"] = "0" * 64
     out.write_text(json.dumps(tampered))
     other_model = run(*resume, cache=tmp_path / "cache", check=False)
     assert other_model.returncode != 0
-    assert "--resume: 3 seed 1: the original model gives retain_acc" in other_model.stderr
+    assert f"--resume: 3 seed 1: the original model's weights (sha256 {kept_hash[:12]})" in other_model.stderr
     assert json.loads(out.read_text()) == tampered  # nothing written
     out.write_text(json.dumps(interrupted))
     # an emptied cache retrains the same models (deterministic training), so the file goes on
@@ -363,6 +365,39 @@ def test_recipe_argument_names_a_set_and_changes_fields(monkeypatch):
         recipe_from("cifar10", "resnet18", ["fast", "official"])
     with pytest.raises(InvalidConfigError, match="unknown recipe set 'quick'"):
         recipe_from("cifar10", "resnet18", ["quick"])
+
+
+def test_the_audit_knows_a_reference_model_by_its_weights_not_its_figures(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from audit import same_references
+
+    from unsir_core.errors import UnsirError
+
+    def run(original_hash: str, retain_acc: float, hashes: bool = True) -> dict:
+        models = {"original": {"forget_acc": 0.7, "retain_acc": retain_acc}, "retrained": {"retain_acc": 0.81}}
+        return {"models": models, "references": {"original": original_hash, "retrained": "b" * 64} if hashes else {}}
+
+    kept = run("a" * 64, 0.8176666)
+    # evaluated again on CUDA, the same weights may give one image in 9,000 more or less
+    same_references(kept, run("a" * 64, 0.8176666 - 1 / 9000), "--resume")
+    with pytest.raises(UnsirError, match=r"the original model's weights \(sha256 cccccccccccc\) are not those"):
+        same_references(kept, run("c" * 64, 0.8176666), "--resume")
+    # a run recorded before the hashes were is still compared on its figures, exactly
+    same_references(run("", 0.8176666, hashes=False), run("a" * 64, 0.8176666), "--resume")
+    with pytest.raises(UnsirError, match="the original model gives retain_acc"):
+        same_references(run("", 0.8176666, hashes=False), run("a" * 64, 0.8175555), "--resume")
+
+
+def test_weights_hash_names_the_weights_not_the_object():
+    from unsir_core.checkpoints import weights_sha256
+    from unsir_core.models import create_model
+
+    a, b = create_model("allcnn", 10, image_size=8), create_model("allcnn", 10, image_size=8)
+    b.load_state_dict(a.state_dict())
+    assert weights_sha256(a) == weights_sha256(b)
+    with torch.no_grad():
+        next(b.parameters()).view(-1)[0] += 1e-6
+    assert weights_sha256(a) != weights_sha256(b)
 
 
 def test_the_report_leaves_out_audit_figures_no_model_has(monkeypatch):

@@ -11,6 +11,7 @@ The cache of trained models built on these files is ``model_cache.py``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -30,6 +31,18 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: dict) -> Path:
     with atomic_file(path) as tmp:
         save_file(state, str(tmp), metadata={"unsir": json.dumps(metadata, default=str)})
     return Path(path)
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """The SHA-256 of a model's state (each entry's name, dtype, shape and bytes, in order): what
+    identifies a trained model whatever file or metadata it came with, where its figures may not
+    (an evaluation on CUDA can differ by an image between two runs of the same weights)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
 
 
 def read_metadata(path: str | Path) -> dict:

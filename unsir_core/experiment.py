@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .checkpoints import weights_sha256
 from .data import DataBundle, resolve_classes, retained_classes
 from .datasets import check_image_size, load_dataset
 from .errors import InvalidConfigError, UnsirError
@@ -191,9 +192,14 @@ def _one_seed(
     threshold = cfg.relearn_fraction * original_forget_acc
     ctx = EvalContext(data, forget, device, splits, original, retrained, threshold, seed, model_name=cfg.model)
 
-    models = {"original": {**evaluate_model(original, ctx, cfg.metrics, progress), **_train_info(original_meta)}}
+    models = {
+        "original": {**evaluate_model(original, ctx, cfg.metrics, progress), **_train_info(original, original_meta)}
+    }
     if retrained is not None:
-        models["retrained"] = {**evaluate_model(retrained, ctx, cfg.metrics, progress), **_train_info(retrained_meta)}
+        models["retrained"] = {
+            **evaluate_model(retrained, ctx, cfg.metrics, progress),
+            **_train_info(retrained, retrained_meta),
+        }
     unlearned, failed = {}, {}
     for name, method_cfg in configs.items():
         try:
@@ -344,8 +350,9 @@ def _dr_sub_size(data: DataBundle, retain: Sequence[int], cfg: UnsirConfig | Non
     return sum(min(int(counts[c]), cfg.dr_sub_per_class) for c in retain)
 
 
-def _train_info(meta: dict) -> dict:
+def _train_info(model: nn.Module, meta: dict) -> dict:
     return {
+        "weights_sha256": weights_sha256(model),
         "seconds": meta.get("seconds"),
         "cached": meta["cached"],
         "checkpoint": meta["checkpoint"],
