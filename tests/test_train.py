@@ -210,3 +210,24 @@ def test_optimisers_keep_torchs_default_where_there_is_no_fused_kernel():
     assert [len(g["params"]) for g in sgd.param_groups] == [1, 2]  # ... and keeps its parameters
     cpu = nn.Linear(2, 2)
     assert new_optimizer(torch.optim.Adam, cpu.parameters(), lr=0.1, foreach=False).defaults["fused"] is None
+
+
+def test_evaluation_on_cuda_uses_deterministic_kernels_and_gives_the_settings_back():
+    from unsir_core.runtime import deterministic_kernels
+
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = (cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32)
+    cudnn.benchmark, matmul.allow_tf32 = True, True  # as a user's script may have set them
+    try:
+        with deterministic_kernels(torch.device("cuda")):
+            assert (cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32) == (
+                False,
+                True,
+                False,
+                False,
+            )
+        assert (cudnn.benchmark, matmul.allow_tf32) == (True, True)
+        with deterministic_kernels(torch.device("cpu")):
+            assert cudnn.benchmark and matmul.allow_tf32  # nothing to change on a CPU
+    finally:
+        cudnn.benchmark, cudnn.deterministic, cudnn.allow_tf32, matmul.allow_tf32 = before

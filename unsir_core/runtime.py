@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -129,3 +129,24 @@ def grad_scaler(device: torch.device, precision: str = "fp32") -> torch.amp.Grad
     """A gradient scaler, enabled for fp16 only (its small range would flush small gradients to
     zero; bf16 has fp32's range). Disabled, it passes the loss and the step straight through."""
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+@contextlib.contextmanager
+def deterministic_kernels(device: torch.device) -> Iterator[None]:
+    """Evaluation's kernels on CUDA for the block: cuDNN's deterministic algorithms, chosen by
+    heuristics rather than timed (``benchmark``), and full fp32 instead of TF32 in convolutions
+    and matrix products, so the same weights give the same figures in every run (the audit's
+    ``--resume`` once stopped on one image in 9,000). Inference is a small share of any run, so
+    this costs little; training keeps PyTorch's defaults. Nothing changes on a CPU."""
+    if device.type != "cuda":
+        yield
+        return
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(
+            enabled=torch.backends.cudnn.enabled, benchmark=False, deterministic=True, allow_tf32=False
+        ):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul

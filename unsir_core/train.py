@@ -22,7 +22,15 @@ from . import distributed
 from .data import ImageTensors, batches, num_batches
 from .errors import NonFiniteLossError, UnsirError
 from .recipes import TrainConfig
-from .runtime import ProgressFn, autocast, check_precision, grad_scaler, new_optimizer, step_counter
+from .runtime import (
+    ProgressFn,
+    autocast,
+    check_precision,
+    deterministic_kernels,
+    grad_scaler,
+    new_optimizer,
+    step_counter,
+)
 
 _OPTIMIZERS: dict[str, Callable[[Iterable[nn.Parameter], TrainConfig], torch.optim.Optimizer]] = {
     "adam": lambda p, c: new_optimizer(torch.optim.Adam, p, lr=c.lr, weight_decay=c.weight_decay),
@@ -131,10 +139,11 @@ def predict(
     precision: str = "fp32",
 ) -> torch.Tensor:
     """Logits (N, num_classes) on the CPU for uint8 ``images`` (N, C, H, W), in eval mode
-    (``precision``: see :func:`train_one_epoch`; metrics are computed in fp32)."""
+    (``precision``: see :func:`train_one_epoch`; metrics are computed in fp32), with
+    deterministic kernels on CUDA (:func:`~unsir_core.runtime.deterministic_kernels`)."""
     out = []
     total = -(-len(images) // batch_size)
-    with eval_mode(model):
+    with eval_mode(model), deterministic_kernels(device):
         for step, start in enumerate(range(0, len(images), batch_size)):
             with autocast(device, precision):
                 out.append(model(normalize(images[start : start + batch_size].to(device))).float().cpu())
