@@ -138,6 +138,11 @@ def test_tuned_defaults_follow_the_recipe_set_the_model_was_trained_with():
     quick = method_config("unsir", "cifar10", "resnet18", preset="fast", recipes="fast")
     assert (quick.impair_lr, quick.dr_sub_per_class, quick.frozen_stages, quick.repair_epochs) == (1e-3, 500, 3, 1)
     assert method_config("unsir", "digits", "resnet18", preset="fast").freeze_bn  # digits' tuned, then the levers
+    # the calibrated preset: the fast preset's passes with twice its Dr_sub, whatever the recipe set
+    calibrated = method_config("unsir", "cifar10", "resnet18", preset="calibrated", recipes="fast")
+    assert calibrated == method_config("unsir", "cifar10", "resnet18", preset="calibrated")
+    assert calibrated.calibrate and (calibrated.dr_sub_per_class, calibrated.frozen_stages) == (1000, 3)
+    assert (calibrated.noise_steps, calibrated.repair_epochs) == (quick.noise_steps, quick.repair_epochs)
     # an experiment's recipe set picks both the models' recipe and the methods' defaults
     cfg = ExperimentConfig("cifar10", "resnet18", (3,), recipes="fast", methods=("unsir", "unsir_no_noise"))
     assert cfg.recipe() == default_recipe("cifar10", "resnet18", "fast")

@@ -92,7 +92,8 @@ def _add_unsir(p: argparse.ArgumentParser) -> None:
         choices=get_method("unsir").preset_names(),
         help="tuned: this project's defaults for the data set, model and --recipe set; fast: those with fewer "
         "passes (500 per class in Dr_sub, 1 repair epoch, 10 noise steps, 3 stages frozen); official: the paper "
-        "notebook's values; calibrated: impair and repair lr chosen for the model on held-out retained images "
+        "notebook's values; calibrated: fast's passes with 1000 per class in Dr_sub, impair and repair lr chosen "
+        "for the model on held-out retained images "
         "(README: Bring your own model). Default: tuned, or calibrated with --original (its recipe is unknown)",
     )
     for name, default, help_text in knobs(UnsirConfig):
