@@ -121,6 +121,9 @@ def test_every_page_works_when_a_fresh_server_opens_it_first(tmp_path):
                 for i, other in enumerate(PAGES):
                     expect(links.nth(i)).to_contain_text(other.title)
                 expect(page.get_by_text("What am I looking at?")).to_be_visible()
+                # the users are not the app's developers: no Deploy button (client.toolbarMode)
+                expect(page.get_by_test_id("stAppDeployButton")).to_have_count(0)
+                expect(page.get_by_role("button", name="Deploy")).to_have_count(0)
                 page.screenshot(path=tmp_path / f"deep-link-{Path(info.path).stem}.png", full_page=True)
                 page.context.close()
         browser.close()
