@@ -197,7 +197,7 @@ def search_alpha(
             f"no alpha forgets without wrecking the model: the largest that forgets the judged forget samples "
             f"(alpha {low:.4g}) leaves {kept['retain_accuracy']:.1%} accuracy on {len(judge_retain)} retained "
             f"training samples against the original's {kept['original_retain_accuracy']:.1%}, more than "
-            f"retain_tolerance ({cfg.retain_tolerance:.1%}) below it; every smaller alpha dampens more"
+            f"retain_tolerance ({cfg.retain_tolerance * 100:.1f} points) below it; every smaller alpha dampens more"
         )
     return low
 
