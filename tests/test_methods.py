@@ -22,6 +22,9 @@ SMALL = {
     "random_labels": {"epochs": 1},
     "salun": {"epochs": 1},
     "scrub": {"rounds": 1},
+    # on this quickly trained model the alpha that forgets costs SSD ~24 points, which its search
+    # refuses (tests/test_ssd.py); here only the copy and the timing are tested
+    "ssd": {"retain_tolerance": 1.0},
 }
 
 
