@@ -161,22 +161,23 @@ def search_alpha(
         for name, p in model.named_parameters():
             p.copy_(original[name])
 
-    def forgets(alpha: float) -> bool:
-        fraction = dampen(model, forget, full, alpha, cfg.dampening)
-        acc = accuracy(predict(model, judge.images, task.normalize, task.device), judge.labels)
+    def dampened_accuracy(alpha: float | None, samples: ImageTensors) -> tuple[float, float]:
+        """Accuracy on ``samples`` and the fraction dampened with ``alpha`` (None: the model as
+        it is), the model restored after."""
+        if alpha is None:
+            fraction = 0.0
+        else:
+            fraction = dampen(model, forget, full, alpha, cfg.dampening)
+        acc = accuracy(predict(model, samples.images, task.normalize, task.device), samples.labels)
         restore()
+        return acc, fraction
+
+    def forgets(alpha: float) -> bool:
+        acc, fraction = dampened_accuracy(alpha, judge)
         history.append({"phase": "alpha_search", "alpha": alpha, "forget_accuracy": acc, "dampened_fraction": fraction})
         if tick is not None:
             tick()
         return acc <= cfg.forget_target
-
-    def retained_accuracy(alpha: float | None) -> float:
-        """On the judged retained samples, dampened with ``alpha`` (None: as the model is)."""
-        if alpha is not None:
-            dampen(model, forget, full, alpha, cfg.dampening)
-        acc = accuracy(predict(model, judge_retain.images, task.normalize, task.device), judge_retain.labels)
-        restore()
-        return acc
 
     ratios = [(forget[name] / full[name])[full[name] > 0] for name, _ in model.named_parameters()]
     high = max((float(r.max()) for r in ratios if r.numel()), default=SEARCH_FLOOR)
@@ -190,7 +191,10 @@ def search_alpha(
         for _ in range(cfg.search_steps):
             mid = math.sqrt(low * high)
             low, high = (mid, high) if forgets(mid) else (low, mid)
-    kept = {"retain_accuracy": retained_accuracy(low), "original_retain_accuracy": retained_accuracy(None)}
+    kept = {
+        "retain_accuracy": dampened_accuracy(low, judge_retain)[0],
+        "original_retain_accuracy": dampened_accuracy(None, judge_retain)[0],
+    }
     history.append({"phase": "alpha_search", "chosen_alpha": low, "reached": True, "judged_on": len(judge), **kept})
     if kept["original_retain_accuracy"] - kept["retain_accuracy"] > cfg.retain_tolerance:
         raise SsdSearchError(
