@@ -42,6 +42,8 @@ step() {
 }
 have_fashion() { ls "$UNSIR_DATA_DIR"/FashionMNIST/raw/train-images-idx3-ubyte* > /dev/null 2>&1; }
 have_cifar() { [ -e "$UNSIR_DATA_DIR/cifar-10-python.tar.gz" ] || [ -d "$UNSIR_DATA_DIR/cifar-10-batches-py" ]; }
+# the data set of the methods and sweep parts: Fashion-MNIST (fits a device call), else CIFAR-10
+if have_fashion; then dataset=fashionmnist; elif have_cifar; then dataset=cifar10; else dataset=""; fi
 
 {
   git rev-parse HEAD 2> /dev/null || echo "commit unknown"
@@ -62,7 +64,6 @@ if want core; then
 fi
 
 if want methods; then
-  if have_fashion; then dataset=fashionmnist; elif have_cifar; then dataset=cifar10; else dataset=""; fi
   if [ -z "$dataset" ]; then
     echo "methods: skipped, neither Fashion-MNIST nor CIFAR-10 is in $UNSIR_DATA_DIR" | tee -a "$summary"
   else
@@ -73,7 +74,6 @@ if want methods; then
 fi
 
 if want sweep; then
-  if have_fashion; then dataset=fashionmnist; elif have_cifar; then dataset=cifar10; else dataset=""; fi
   if [ -z "$dataset" ]; then
     echo "sweep: skipped, neither Fashion-MNIST nor CIFAR-10 is in $UNSIR_DATA_DIR" | tee -a "$summary"
   else
