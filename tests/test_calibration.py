@@ -6,7 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from unsir_core.calibration import CalibrationError, _search, calibrated_unsir, forget_probes, holdout_size, ladder
+from unsir_core.calibration import (
+    CalibrationError, _search, calibrated_unsir, forget_probes, holdout_size, ladder, top_up_epochs,
+)  # fmt: skip
 from unsir_core.data import ImageTensors, retained_classes
 from unsir_core.errors import ZeroGlanceViolation
 from unsir_core.experiment import ExperimentConfig
@@ -94,29 +96,72 @@ def test_a_calibration_that_peeks_at_a_forget_sample_fails(digits, trained_digit
         )
 
 
-def test_the_chosen_trial_is_the_uncalibrated_run_at_its_step_size(digits, trained_digits_model):
-    """Calibration only chooses: the model it returns is UNSIR's at the chosen rates, same seed."""
+def plain_run(model, digits, dr_sub, cfg, pick, seed):
+    """Uncalibrated UNSIR at the rates and repair epochs of the calibration's chosen trial."""
     from unsir_core import unsir
 
-    dr_sub, holdout = split(digits, [3])
+    rates = {k: pick[k] for k in ("impair_lr", "repair_lr", "repair_epochs")}
+    return unsir(model, [3], dr_sub, digits.normalize, replace(cfg, calibrate=False, **rates), CPU, seed=seed,
+                 model_name="resnet18")  # fmt: skip
+
+
+def test_the_chosen_trial_is_the_uncalibrated_run_at_its_step_size(digits, trained_digits_model):
+    """Calibration only chooses: the model it returns is UNSIR's at the chosen rates, same seed
+    (a Dr_sub of full classes: no top-up)."""
+    cfg = replace(QUICK, dr_sub_per_class=50)
+    dr_sub, holdout = split(digits, [3], cfg)
     before = copy.deepcopy(trained_digits_model)
     result = calibrated_unsir(
-        trained_digits_model, [3], dr_sub, holdout, digits.normalize, QUICK, CPU, seed=2, model_name="resnet18"
+        trained_digits_model, [3], dr_sub, holdout, digits.normalize, cfg, CPU, seed=2, model_name="resnet18"
     )
     pick = chosen(result)
-    plain = unsir(
-        trained_digits_model, [3], dr_sub, digits.normalize,
-        replace(
-            QUICK, calibrate=False, impair_lr=pick["impair_lr"], repair_lr=pick["repair_lr"],
-            repair_epochs=pick["repair_epochs"],
-        ), CPU,
-        seed=2, model_name="resnet18",
-    )  # fmt: skip
-    assert state_equal(result.model, plain.model)
+    assert not any(h["phase"] == "calibration_top_up" for h in result.history)
+    assert state_equal(result.model, plain_run(trained_digits_model, digits, dr_sub, cfg, pick, seed=2).model)
     assert state_equal(before, trained_digits_model)  # the caller's model is untouched
     assert pick["forgets"] and pick["keeps"] and pick["signal"] <= QUICK.forget_signal_max
     assert set(result.phases) == {"noise", "calibration", "impair", "repair"}
     assert min(result.phases.values()) >= 0 and sum(result.phases.values()) <= result.seconds
+
+
+def test_the_top_up_makes_up_the_repair_a_small_data_set_lacks():
+    cfg = UnsirConfig(dr_sub_per_class=1000, repair_epochs=1)
+    assert top_up_epochs(cfg, 9000, 9, 1) == 0  # a full Dr_sub: one epoch is what the preset asks
+    assert top_up_epochs(cfg, 9000, 9, 2) == 0  # the search already repaired longer
+    assert top_up_epochs(cfg, 1040, 9, 1) == 8  # digits' ~115 images a class: nine epochs' worth
+    assert top_up_epochs(cfg, 1040, 9, 2) == 7
+    assert top_up_epochs(replace(cfg, repair_epochs=2), 4500, 9, 2) == 2
+
+
+def test_a_small_data_sets_chosen_trial_is_repaired_further_when_that_keeps(digits, trained_digits_model):
+    dr_sub, holdout = split(digits, [3])  # digits holds far fewer than the preset's 1,000 images a class
+    result = calibrated_unsir(
+        trained_digits_model, [3], dr_sub, holdout, digits.normalize, QUICK, CPU, seed=2, model_name="resnet18"
+    )
+    pick, top = chosen(result), next(h for h in result.history if h["phase"] == "calibration_top_up")
+    assert top["repair_epochs"] == top_up_epochs(QUICK, len(dr_sub), 9, pick["repair_epochs"]) > 0
+    assert top["taken"] == (top["signal"] <= QUICK.forget_signal_max and top["retain_drop"] <= pick["retain_drop"])
+    plain = plain_run(trained_digits_model, digits, dr_sub, QUICK, pick, seed=2).model
+    assert state_equal(result.model, plain) != top["taken"]
+    assert min(result.phases.values()) >= 0 and sum(result.phases.values()) <= result.seconds
+
+
+def test_a_top_up_that_costs_held_out_accuracy_is_not_taken(digits, trained_digits_model, monkeypatch):
+    import unsir_core.calibration as calibration
+
+    def wrecking_repair(model, *args, **kwargs):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(0)
+
+    monkeypatch.setattr(calibration, "repair", wrecking_repair)
+    dr_sub, holdout = split(digits, [3])
+    result = calibrated_unsir(
+        trained_digits_model, [3], dr_sub, holdout, digits.normalize, QUICK, CPU, seed=2, model_name="resnet18"
+    )
+    top = next(h for h in result.history if h["phase"] == "calibration_top_up")
+    assert not top["taken"] and top["retain_drop"] > 0.5
+    plain = plain_run(trained_digits_model, digits, dr_sub, QUICK, chosen(result), seed=2).model
+    assert state_equal(result.model, plain)
 
 
 def _table(rows: dict) -> tuple[list, object]:
