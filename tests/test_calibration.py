@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from unsir_core.calibration import (
-    CalibrationError, _search, calibrated_unsir, forget_probes, holdout_size, ladder, top_up_epochs,
-)  # fmt: skip
+    CalibrationError,
+    _search,
+    calibrated_unsir,
+    forget_probes,
+    holdout_size,
+    ladder,
+    top_up_epochs,
+)
 from unsir_core.data import ImageTensors, retained_classes
 from unsir_core.errors import ZeroGlanceViolation
 from unsir_core.experiment import ExperimentConfig

@@ -245,7 +245,8 @@ def calibrated_unsir(
             )  # fmt: skip
             synchronize(device)
             top_up = {"phase": "calibration_top_up", "repair_epochs": extra, **scorer.score(topped)}
-            top_up["taken"] = top_up["signal"] <= cfg.forget_signal_max and top_up["retain_drop"] <= record["retain_drop"]
+            keeps = top_up["retain_drop"] <= record["retain_drop"]
+            top_up["taken"] = top_up["signal"] <= cfg.forget_signal_max and keeps
             if top_up["taken"]:
                 trained = topped
             top_up["seconds"] = time.perf_counter() - t
