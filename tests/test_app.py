@@ -126,6 +126,22 @@ def test_uploaded_checkpoints_are_checked_before_use(tmp_path, digits):
         save_upload("junk.safetensors", b"not a checkpoint", s, digits)
 
 
+def test_the_calibration_chart_shows_the_trials_the_choice_and_the_top_up():
+    from ui.charts import calibration_figure
+
+    history = [
+        {"phase": "calibration_setup", "original_retain_acc": 0.99},
+        {"phase": "calibration", "impair_lr": 3e-3, "retain_acc": 0.97, "signal": 0.0, "chosen": True},
+        {"phase": "calibration", "impair_lr": 1e-3, "retain_acc": 0.99, "signal": 0.3, "chosen": False},
+        {"phase": "calibration_top_up", "repair_epochs": 8, "retain_acc": 0.98, "signal": 0.0, "taken": True},
+    ]
+    fig = calibration_figure(history)
+    assert list(fig.data[0].x) == [1e-3, 3e-3]  # gentlest first
+    star = fig.data[-1]
+    assert list(star.x) == [3e-3] and list(star.y) == [0.98] and star.name == "after 8 more repair epoch(s), kept"
+    assert len(calibration_figure(history[:3]).data) == 2  # no top-up, no star
+
+
 def test_the_summary_table_shows_each_figure_at_its_own_precision():
     from ui.charts import summary_table, summary_text
 

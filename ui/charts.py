@@ -168,6 +168,15 @@ def calibration_figure(history: Sequence[Mapping]) -> go.Figure:
     for h in trace:
         if h.get("chosen"):
             fig.add_vline(x=h["impair_lr"], line_color=colour("unsir"), annotation_text="chosen")
+            top_up = next((t for t in history if t.get("phase") == "calibration_top_up"), None)
+            if top_up is not None:  # the chosen model repaired longer (small classes): kept or not
+                kept = "kept" if top_up["taken"] else "not kept"
+                fig.add_trace(
+                    go.Scatter(
+                        x=[h["impair_lr"]], y=[top_up["retain_acc"]], mode="markers", marker_symbol="star",
+                        marker_size=12, name=f"after {top_up['repair_epochs']} more repair epoch(s), {kept}",
+                    )
+                )  # fmt: skip
     fig.update_layout(
         title="How calibration chose the impair learning rate",
         xaxis={  # the rates tried, half a decade of margin (a line's annotation would widen it)
