@@ -6,8 +6,8 @@
 Reads the outputs of bench/unlearning.py (one per data set and model, keys ``per_class`` and
 ``speedup_vs_retrain``), of bench/sweep.py (``method`` and ``rows``: the Dr_sub trade-off chart)
 of bench/recipes.py (training time and accuracy per recipe set), of bench/audit.py (``unsir_minus``:
-every audit figure and UNSIR against its noise ablations) and of bench/dashboard.py (medians of the
-new user's path).
+every audit figure and UNSIR against its noise ablations), of bench/zoo.py (``zoo``: each preset on
+models trained outside the project) and of bench/dashboard.py (medians of the new user's path).
 Hand-written text goes in ``NOTES.md`` beside the results; it is copied in under the tables. A
 result's ``caveats`` (strings added to its JSON by hand after the run, the figures untouched) are
 printed under its command.
@@ -50,14 +50,17 @@ def pm(mean: float, std: float) -> str:
 
 def load(results: Path) -> dict[str, list[tuple[str, dict]]]:
     """The result files by the script that wrote them: ``bench`` (unlearning.py), ``sweep``,
-    ``dashboard``, ``audit``, ``recipes``, ``distributed``; other JSON (profile_step.py) is not tabulated here."""
+    ``dashboard``, ``audit``, ``recipes``, ``distributed``, ``zoo``; other JSON (profile_step.py) is not
+    tabulated here."""
     found: dict[str, list[tuple[str, dict]]] = {
-        "bench": [], "sweep": [], "dashboard": [], "audit": [], "recipes": [], "distributed": []
+        "bench": [], "sweep": [], "dashboard": [], "audit": [], "recipes": [], "distributed": [], "zoo": []
     }  # fmt: skip
     for path in sorted(results.glob("*.json")):
         payload = json.loads(path.read_text())
         if "unsir_minus" in payload:
             found["audit"].append((path.name, payload))
+        elif "zoo" in payload:
+            found["zoo"].append((path.name, payload))
         elif payload.get("benchmark") in ("recipes", "distributed"):
             found[payload["benchmark"]].append((path.name, payload))
         elif "per_class" in payload:
@@ -482,6 +485,66 @@ def recipes_section(name: str, r: dict) -> list[str]:
     return [*lines, ""]
 
 
+def zoo_section(name: str, z: dict) -> list[str]:
+    """One row per (original, model seed, forget class): each preset's test forget accuracy, its
+    retained accuracy's change from the original's and its seconds (calibration's share in
+    brackets), beside the retraining time; then each preset's summary over the rows."""
+    env = z["environment"]
+    presets = [p for p in ("calibrated", "tuned", "official") if any(p in r["presets"] for r in z["rows"])]
+    lines = [
+        f"### Model zoo (`{name}`)",
+        "",
+        f"`{z['command']}`",
+        "",
+        *caveats(z),
+        f"{z['device']}, {env['cpu_threads']} CPU threads, CUDA {env['cuda'] or 'none'}, commit "
+        f"`{(env['git_commit'] or '?')[:10]}`. Each preset: test forget accuracy % / retained accuracy's change "
+        "in points / seconds end to end (calibration's in brackets); retraining: the original's training time "
+        "scaled to the retained share of its training set.",
+        "",
+        "| original | seed | class | original forget / retained % | " + " | ".join(presets) + " | retraining s |",
+        "|---|---|---|---|" + "---|" * len(presets) + "---|",
+    ]
+    for row in z["rows"]:
+        first = next(iter(row["presets"].values()))
+        cells = []
+        for preset in presets:
+            s = row["presets"].get(preset)
+            if s is None:
+                cells.append("-")
+            elif s["error"]:
+                cells.append("refused")
+            else:
+                calibration = (s["phases"] or {}).get("calibration")
+                share = f" ({calibration:.0f})" if calibration is not None else ""
+                change = 100 * (s["retain_acc"] - s["original_retain_acc"])
+                cells.append(f"{pct(s['forget_acc'])} / {change:+.2f} / {s['seconds']:.0f}{share}")
+        original = f"{pct(first['original_forget_acc'])} / {pct(first['original_retain_acc'])}"
+        lines.append(
+            f"| {row['entry']} | {row['model_seed']} | {row['forget']} | {original} | "
+            + " | ".join(cells)
+            + f" | {row['retrain_seconds']:.0f} |"
+        )
+    lines += [
+        "",
+        "| preset | runs | refused | forget <= 1 % | retained change, mean (worst), points | median s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for preset in presets:
+        s = z["summary"][preset]
+        change = (
+            "-"
+            if s["retain_change_mean"] is None
+            else f"{100 * s['retain_change_mean']:+.2f} ({100 * s['retain_change_worst']:+.2f})"
+        )
+        median = "-" if s["seconds_median"] is None else f"{s['seconds_median']:.0f}"
+        lines.append(
+            f"| {preset} | {s['runs']} | {s['failed']} | {s['forget_le_1pct']} of {s['runs'] - s['failed']} | "
+            f"{change} | {median} |"
+        )
+    return [*lines, ""]
+
+
 def distributed_section(name: str, r: dict) -> list[str]:
     """One- against several-process training (bench/distributed.py): median times per process
     count and whether every run wrote the same cache key."""
@@ -517,7 +580,7 @@ def main() -> None:
         "# Benchmark results",
         "",
         "Made by `bench/unlearning.py`, `bench/sweep.py`, `bench/recipes.py`, `bench/distributed.py`, "
-        "`bench/audit.py` and `bench/dashboard.py`; this file by "
+        "`bench/audit.py`, `bench/zoo.py` and `bench/dashboard.py`; this file by "
         "`python bench/report.py`. Every figure below was measured by the command shown with it, on the machine it "
         "names. Accuracies are on the test split.",
         "",
@@ -542,6 +605,10 @@ def main() -> None:
         lines += ["## Training on several processes (torchrun)", ""]
         for name, r in found["distributed"]:
             lines += distributed_section(name, r)
+    if found["zoo"]:
+        lines += ["## Model zoo: UNSIR on models trained outside the project", ""]
+        for name, z in found["zoo"]:
+            lines += zoo_section(name, z)
     if found["audit"]:
         lines += ["## Audit: inside the model, and what the noise adds", ""]
         for name, a in found["audit"]:
