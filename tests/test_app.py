@@ -133,7 +133,7 @@ def test_the_calibration_chart_shows_the_trials_the_choice_and_the_top_up():
         {"phase": "calibration_setup", "original_retain_acc": 0.99},
         {"phase": "calibration", "impair_lr": 3e-3, "retain_acc": 0.97, "signal": 0.0, "chosen": True},
         {"phase": "calibration", "impair_lr": 1e-3, "retain_acc": 0.99, "signal": 0.3, "chosen": False},
-        {"phase": "calibration_top_up", "repair_epochs": 8, "retain_acc": 0.98, "signal": 0.0, "taken": True},
+        {"phase": "calibration_top_up", "top_up_epochs": 8, "retain_acc": 0.98, "signal": 0.0, "taken": True},
     ]
     fig = calibration_figure(history)
     assert list(fig.data[0].x) == [1e-3, 3e-3]  # gentlest first

@@ -144,7 +144,8 @@ def test_a_small_data_sets_chosen_trial_is_repaired_further_when_that_keeps(digi
         trained_digits_model, [3], dr_sub, holdout, digits.normalize, QUICK, CPU, seed=2, model_name="resnet18"
     )
     pick, top = chosen(result), next(h for h in result.history if h["phase"] == "calibration_top_up")
-    assert top["repair_epochs"] == top_up_epochs(QUICK, len(dr_sub), 9, pick["repair_epochs"]) > 0
+    assert top["top_up_epochs"] == top_up_epochs(QUICK, len(dr_sub), 9, pick["repair_epochs"]) > 0
+    assert top["repair_epochs"] == pick["repair_epochs"] + top["top_up_epochs"]
     assert top["taken"] == (top["signal"] <= QUICK.forget_signal_max and top["retain_drop"] <= pick["retain_drop"])
     plain = plain_run(trained_digits_model, digits, dr_sub, QUICK, pick, seed=2).model
     assert state_equal(result.model, plain) != top["taken"]
@@ -168,6 +169,33 @@ def test_a_top_up_that_costs_held_out_accuracy_is_not_taken(digits, trained_digi
     assert not top["taken"] and top["retain_drop"] > 0.5
     plain = plain_run(trained_digits_model, digits, dr_sub, QUICK, chosen(result), seed=2).model
     assert state_equal(result.model, plain)
+
+
+def test_a_setting_that_costs_too_much_is_judged_after_its_top_up(digits, trained_digits_model, monkeypatch):
+    """Held-out scores faked: every trial costs 20 points (too much), the top-up's model 1."""
+    import unsir_core.calibration as calibration
+
+    topped = []
+    real_repair, real_score = calibration.repair, calibration._Scorer.score
+
+    def top_up(model, *args, **kwargs):
+        real_repair(model, *args, **kwargs)
+        topped.append(model)
+
+    def score(self, model):
+        return {**real_score(self, model), "signal": 0.0, "retain_drop": 0.01 if model in topped else 0.2}
+
+    monkeypatch.setattr(calibration, "repair", top_up)
+    monkeypatch.setattr(calibration._Scorer, "score", score)
+    dr_sub, holdout = split(digits, [3])
+    result = calibrated_unsir(
+        trained_digits_model, [3], dr_sub, holdout, digits.normalize, QUICK, CPU, seed=2, model_name="resnet18"
+    )
+    assert next(h for h in result.history if h["phase"] == "calibration_top_up")["taken"]
+    full = replace(QUICK, dr_sub_per_class=50)  # full classes: no top-up, the 20 points stand
+    dr_sub, holdout = split(digits, [3], full)
+    with pytest.raises(CalibrationError, match="impair lr"):
+        calibrated_unsir(trained_digits_model, [3], dr_sub, holdout, digits.normalize, full, CPU, model_name=NAME)
 
 
 def _table(rows: dict) -> tuple[list, object]:

@@ -174,7 +174,7 @@ def calibration_figure(history: Sequence[Mapping]) -> go.Figure:
                 fig.add_trace(
                     go.Scatter(
                         x=[h["impair_lr"]], y=[top_up["retain_acc"]], mode="markers", marker_symbol="star",
-                        marker_size=12, name=f"after {top_up['repair_epochs']} more repair epoch(s), {kept}",
+                        marker_size=12, name=f"after {top_up['top_up_epochs']} more repair epoch(s), {kept}",
                     )
                 )  # fmt: skip
     fig.update_layout(

@@ -20,13 +20,15 @@ held-out accuracy. When the kept rate still costs held-out accuracy, the gentler
 is tried once more with one more repair epoch (a longer repair on retained data both restores
 the retained classes and pushes the probes further out of the forget class), and taken if it
 forgets at a smaller cost; when the kept one costs more than ``retain_tolerance``, so is the
-kept rate itself. A setting is taken when its held-out accuracy is within ``retain_tolerance``
-of the original's; otherwise :class:`CalibrationError` lists every setting tried, rather than
+kept rate itself. Where the classes hold fewer images than a full Dr_sub, the chosen trial is
+then repaired for the epochs a full Dr_sub would have taken (:func:`top_up_epochs`), and the
+longer repair is kept if it still forgets and costs no more held-out accuracy. The setting is
+taken when its held-out accuracy (after the top-up, if kept) is within ``retain_tolerance`` of
+the original's; otherwise :class:`CalibrationError` lists every setting tried, rather than
 return a model that did not forget or was broken. The chosen trial's model is the result (the
-same as uncalibrated UNSIR at that rate and seed), repaired further when the classes hold
-fewer images than a full Dr_sub (:func:`top_up_epochs`; kept only if it still forgets and
-costs no more held-out accuracy); every trial is in its history (``phase: "calibration"``, the
-top-up ``"calibration_top_up"``) and the search's cost is the ``calibration`` phase.
+same as uncalibrated UNSIR at that rate and seed, plus the top-up); every trial is in its
+history (``phase: "calibration"``, the top-up ``"calibration_top_up"``) and the search's cost
+is the ``calibration`` phase.
 """
 
 from __future__ import annotations
@@ -232,25 +234,14 @@ def calibrated_unsir(
         )
         for key in sorted(trials, key=lambda key: trials[key][0]["trial"]):
             history.append({**trials[key][0], "chosen": key == chosen})
-        if chosen is None or not trials[chosen][0]["keeps"]:
+        if chosen is None:
             raise CalibrationError(_failure(history[1:], cfg, scorer.retain_acc))
         record, trained = trials[chosen]
-        extra = top_up_epochs(cfg, len(dr_sub), len(dr_sub.classes_present), record["repair_epochs"])
-        if extra:
-            t = time.perf_counter()
-            topped = copy.deepcopy(trained)
-            repair(
-                topped, prep.dr_x, prep.repair_y, replace(cfg, repair_lr=record["repair_lr"], repair_epochs=extra),
-                device, generator=gen, progress=progress, scaler=grad_scaler(device, cfg.precision),
-            )  # fmt: skip
-            synchronize(device)
-            top_up = {"phase": "calibration_top_up", "repair_epochs": extra, **scorer.score(topped)}
-            keeps = top_up["retain_drop"] <= record["retain_drop"]
-            top_up["taken"] = top_up["signal"] <= cfg.forget_signal_max and keeps
-            if top_up["taken"]:
-                trained = topped
-            top_up["seconds"] = time.perf_counter() - t
+        trained, top_up = _top_up(trained, record, prep, scorer, cfg, device, gen, progress)
+        if top_up is not None:
             history.append(top_up)
+        if (top_up if top_up is not None and top_up["taken"] else record)["retain_drop"] > cfg.retain_tolerance:
+            raise CalibrationError(_failure(history[1:], cfg, scorer.retain_acc))
         prep.trained.load_state_dict(trained.state_dict())  # the chosen trial's weights into the model
         unlearned = prep.finish()
         seconds = time.perf_counter() - start
@@ -258,7 +249,7 @@ def calibrated_unsir(
     # the calibration phase is everything else the search cost (the other trials, the scoring)
     phases["impair"], phases["repair"] = record["impair_seconds"], record["repair_seconds"]
     phases["calibration"] = searched - phases["impair"] - phases["repair"]
-    if extra:  # the top-up is repair when taken, and a search cost when not
+    if top_up is not None:  # the top-up is repair when taken, and a search cost when not
         phases["repair" if top_up["taken"] else "calibration"] += top_up["seconds"]
     return UnlearnResult(unlearned, seconds, phases, history)
 
@@ -272,6 +263,32 @@ def top_up_epochs(cfg: UnsirConfig, dr_sub_size: int, classes: int, repair_epoch
     (bench/results/NOTES.md, "repair top-up")."""
     wanted = cfg.repair_epochs * -(-cfg.dr_sub_per_class * classes // max(dr_sub_size, 1))
     return max(wanted - repair_epochs, 0)
+
+
+def _top_up(trained, record, prep, scorer, cfg, device, gen, progress) -> tuple[nn.Module, dict | None]:
+    """The chosen trial's model repaired for :func:`top_up_epochs` more epochs at its repair
+    rate, if any, and the top-up's record; the longer repair is taken (the model returned is
+    it) only if it still forgets and costs no more held-out accuracy than the trial did."""
+    extra = top_up_epochs(cfg, len(prep.dr_y), len(prep.dr_y.unique()), record["repair_epochs"])
+    if not extra:
+        return trained, None
+    t = time.perf_counter()
+    topped = copy.deepcopy(trained)
+    longer = replace(cfg, repair_lr=record["repair_lr"], repair_epochs=extra)
+    repair(topped, prep.dr_x, prep.repair_y, longer, device, generator=gen, progress=progress,
+           scaler=grad_scaler(device, cfg.precision))  # fmt: skip
+    synchronize(device)
+    top_up = {
+        "phase": "calibration_top_up",
+        "impair_lr": record["impair_lr"],
+        "repair_lr": record["repair_lr"],
+        "repair_epochs": record["repair_epochs"] + extra,
+        "top_up_epochs": extra,
+        **scorer.score(topped),
+    }
+    top_up["taken"] = top_up["signal"] <= cfg.forget_signal_max and top_up["retain_drop"] <= record["retain_drop"]
+    top_up["seconds"] = time.perf_counter() - t
+    return (topped if top_up["taken"] else trained), top_up
 
 
 def _rng_state(device: torch.device) -> tuple:
