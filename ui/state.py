@@ -145,7 +145,7 @@ def settings_widgets(page: str) -> Settings:
         help="how the original and retrained models are trained: official (the UNSIR notebook's, as in the paper; "
         "CIFAR-10 ResNet18 ~50-60 min on 2 CPU cores, 77.7 % test accuracy) or fast (one-cycle SGD with "
         "augmentation and bf16: ~8 min there, 79 %). UNSIR's defaults follow the set: a fast-recipe model takes a "
-        "gentler impair and repair (README, Training recipes). The embedded digits set trains the same with both.",
+        "gentler impair and repair (docs/recipes.md). The embedded digits set trains the same with both.",
         **_default(Keys.RECIPES, index=list(RECIPE_SETS).index(DEFAULT_RECIPES)),
     )
     st.sidebar.number_input(

@@ -94,7 +94,7 @@ def _add_unsir(p: argparse.ArgumentParser) -> None:
         "passes (500 per class in Dr_sub, 1 repair epoch, 10 noise steps, 3 stages frozen); official: the paper "
         "notebook's values; calibrated: fast's passes with 1000 per class in Dr_sub, impair and repair lr chosen "
         "for the model on held-out retained images "
-        "(README: Bring your own model). Default: tuned, or calibrated with --original (its recipe is unknown)",
+        "(docs/cli.md: Bring your own model). Default: tuned, or calibrated with --original (its recipe is unknown)",
     )
     for name, default, help_text in knobs(UnsirConfig):
         flag = "--" + _RENAMED.get(name, name).replace("_", "-")

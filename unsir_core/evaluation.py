@@ -6,7 +6,7 @@ an :class:`EvalContext`, what every model of one experiment is measured against:
 the forget classes, the reference models (original and retrained), the relearn threshold and
 the fixed image sets that feature-level metrics share. Scores (``kind="score"``, e.g. ToW) are
 computed afterwards from a model's figures and the retrained model's. The definitions are in
-``metrics.py``, ``privacy.py``, ``representation.py`` and README.md.
+``metrics.py``, ``privacy.py``, ``representation.py`` and docs/metrics.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Metrics of unlearning. Functions return data (floats, dicts, lists); nothing draws.
 
-Definitions (also in README.md). Accuracies are per sample, fractions in [0, 1]:
+Definitions (also in docs/metrics.md). Accuracies are per sample, fractions in [0, 1]:
 
 - ``forget_acc`` (ADf): on the TEST split, the fraction of forget-class images whose
   predicted class (argmax of the logits) equals their label. ~0 after forgetting.

@@ -3,7 +3,7 @@
 Output metrics (``metrics.py``) see only what the head predicts. A method can make the head
 stop predicting a class while the features still separate it ("hidden", not "erased"; see
 "Are We Truly Forgetting?", arXiv 2503.06991). These functions measure the features. Each
-returns data; the definitions are also in README.md:
+returns data; the definitions are also in docs/metrics.md:
 
 - :func:`penultimate_features`: the input of the classifier head (global-average-pooled when it
   is a feature map), registered per architecture in ``models.py``.

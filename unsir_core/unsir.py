@@ -49,7 +49,8 @@ NOISE_KINDS = ("error_max", "random", "none")
 
 @dataclass(frozen=True)
 class UnsirConfig(Knobs):
-    """UNSIR hyper-parameters. Defaults are tuned on CIFAR-10 ResNet18 (README, "Tuning"):
+    """UNSIR hyper-parameters. Defaults are tuned on CIFAR-10 ResNet18
+    (bench/results/NOTES.md, "Tuning UNSIR's defaults"):
     the official values (impair lr 0.02, repair lr 0.01, 1000 per class) forget fully but cost
     ~7 points of retain accuracy; a gentler impair (0.015), a repair at lr 0.001 for two
     epochs and 2000 samples per class in Dr_sub forget to <1 % within ~1 point of retain
