@@ -70,9 +70,9 @@ RECIPES: dict[tuple[str, str], TrainConfig] = {
         optimizer="sgd", lr=0.05, weight_decay=4e-5, grad_clip_value=None, scheduler="cosine", augment=True, epochs=30
     ),
     ("*", "vit"): _VIT,
-    # The embedded digits set is tiny (1438 training images): a short Adam run converges. Three
-    # epochs reach what four did (ResNet18: 97.6 % test accuracy, mean of 3 seeds; two: 96.7 %)
-    # and keep a new user's first experiment in the dashboard short.
+    # The embedded digits set is tiny (1438 training images): a short Adam run converges, three
+    # epochs reach what four did and keep a new user's first experiment short (NOTES, "The
+    # dashboard's path for a new user").
     ("digits", "*"): TrainConfig(epochs=3, batch_size=64, lr=1e-3, grad_clip_value=None, scheduler="cosine"),
     ("digits", "vit"): replace(_VIT, epochs=25, batch_size=64, augment=False),
     # Fashion-MNIST has no paper recipe: each model's fast recipe (crop and flip suit clothes),

@@ -78,9 +78,8 @@ def synchronize(device: torch.device) -> None:
 # --- optimisers -------------------------------------------------------------------------------
 
 # Devices whose optimisers are fused here (the whole update in one kernel rather than a loop
-# over parameter tensors): the CPU, where it was measured faster (one training step of the digits
-# ResNet18 at batch 64 on 2 cores: 0.108 s fused against 0.123 s,
-# bench/results/profile_step_resnet18_b64_cpu.json), and CUDA, torch's own fast path. Other
+# over parameter tensors): the CPU, where it was measured faster
+# (bench/results/profile_step_resnet18_b64_cpu.json), and CUDA, torch's own fast path. Other
 # devices (MPS, XPU) keep torch's default until measured.
 FUSED_DEVICES = ("cpu", "cuda")
 

@@ -16,8 +16,8 @@ on CIFAR (``forget_full_class_main.py`` of if-loops/selective-synaptic-dampening
 64: the ``official`` preset, and ``tuned`` on CIFAR-100, where the paper measured them.
 
 Adaptation (``alpha`` 0, ``tuned`` everywhere else): on a data set of ten balanced classes alpha
-10 selects almost nothing (on CIFAR-10 ResNet18 0.007-0.017 % of the weights, forgetting
-nothing), and the alpha that forgets differs by class (see ``SSD_DEFAULTS``), so
+10 selects almost no weight and forgets nothing (sweep_cifar10_resnet18_ssd_alpha*.json), and the
+alpha that forgets differs by class (see ``SSD_DEFAULTS``), so
 alpha is searched per request: the importances are computed once, then a geometric bisection
 between 1 and the largest importance ratio finds the largest alpha (the least dampening) whose
 dampened model's accuracy on ``judge`` of the forget training samples, which SSD reads anyway,
@@ -82,11 +82,8 @@ SSD_OFFICIAL: dict[tuple[str, str], SsdConfig] = {
 # r = I_f / I_retained, at most ~N_D / N_f, 9.9 for a CIFAR-10 class, where a forget batch is the
 # same in both passes (a batch straddling retained and forget samples and near-zero I_D let a few
 # weights exceed it: the largest ratio on CIFAR-10 ResNet18 is 33-40); the paper's class forgetting
-# was on CIFAR-100 and CIFAR-20, bounds 100 and 20. Measured on the fast ResNet18, seed 0
-# (sweep_cifar10_resnet18_ssd_alpha*.json, forget % / retained change in points): alpha 10
-# dampens 0.007 % of the weights and forgets nothing; cat forgets at 9 (1.6 / +1.7) and 8.75
-# (0.0 / +1.5); dog only from 8.75 (0.0 / +0.1; 9 leaves 47.5 %, 8.5 costs 3.9 points); truck
-# only from 8 (0.1 / +0.5; 8.75 leaves 84.9 %): no one value suits all three.
+# was on CIFAR-100 and CIFAR-20, bounds 100 and 20. On the fast CIFAR-10 ResNet18 no one alpha
+# forgets cat, dog and truck alike (sweep_cifar10_resnet18_ssd_alpha*.json, NOTES).
 SSD_DEFAULTS: dict[tuple[str, str], SsdConfig] = {
     ("*", "*"): SsdConfig(),
     ("cifar100", "*"): SsdConfig(alpha=10.0),

@@ -49,12 +49,10 @@ NOISE_KINDS = ("error_max", "random", "none")
 
 @dataclass(frozen=True)
 class UnsirConfig(Knobs):
-    """UNSIR hyper-parameters. Defaults are tuned on CIFAR-10 ResNet18
-    (bench/results/NOTES.md, "Tuning UNSIR's defaults"):
-    the official values (impair lr 0.02, repair lr 0.01, 1000 per class) forget fully but cost
-    ~7 points of retain accuracy; a gentler impair (0.015), a repair at lr 0.001 for two
-    epochs and 2000 samples per class in Dr_sub forget to <1 % within ~1 point of retain
-    accuracy. Dr_sub size is what buys back retain accuracy; more repair epochs do not.
+    """UNSIR hyper-parameters. Defaults are tuned on the official-recipe CIFAR-10 ResNet18
+    (bench/results/NOTES.md, "Tuning UNSIR's defaults"): the official values cost retained
+    accuracy; a gentler impair, a repair at lr 0.001 for two epochs and a larger Dr_sub keep it.
+    Dr_sub size is what buys back retain accuracy; more repair epochs do not.
     :meth:`official` gives the paper's notebook values."""
 
     dr_sub_per_class: int = knob(2000, "samples of each retained class in Dr_sub", min=1)

@@ -23,39 +23,27 @@ _DIGITS = UnsirConfig(noise_batch=64, batch_size=64, impair_lr=5e-4, repair_lr=1
 # Defaults keyed by (data set, model), "*" matching any; see default_unsir().
 UNSIR_DEFAULTS: dict[tuple[str, str], UnsirConfig] = {
     ("*", "*"): UnsirConfig(),
-    # digits has ~130 training images per class: Dr_sub is all of them and batches of 64 give
-    # the epochs enough steps. On this tiny set an impair at the CIFAR lr costs 5-9 points of
-    # retain accuracy, and noise-skewed BatchNorm statistics cost a few more: a gentler impair
-    # with frozen BatchNorm statistics did better (bench/sweep.py), but on the 3-epoch digits
-    # ResNet18 it still loses 3.7 points median, 12.1 on the worst of 30 runs.
+    # digits has ~130 training images per class: Dr_sub is all of them, batches of 64 give the
+    # epochs enough steps, and the CIFAR impair lr and noise-skewed BatchNorm statistics cost
+    # retained accuracy there (NOTES, "Tuning UNSIR's defaults").
     ("digits", "*"): _DIGITS,
-    # On the digits ResNet18 the first three stages frozen and one repair epoch instead of three
-    # keep more of the retained classes (-1.5 points median, worst run -4.6, against -3.7 and
-    # -12.1) in half the time (6.4 s against 13.1 s; every class x 3 seeds,
-    # bench/results/sweep_digits_resnet18_levers.json). The other models are not measured.
+    # Three stages frozen and one repair epoch keep more of the digits ResNet18's retained
+    # classes in half the time (sweep_digits_resnet18_levers.json); other models not measured.
     ("digits", "resnet18"): replace(_DIGITS, frozen_stages=3, repair_epochs=1),
-    # MobileNetV2 is far more fragile than ResNet18: at ResNet18's impair lr 0.015 it loses
-    # ~26 points of retain accuracy on CIFAR-10 cat, at 0.001 none, and the class is still
-    # fully forgotten; the repair at 0.001 then still costs ship 2.3 points, at 0.0003 0.4
-    # (cat, dog: +1.8, +1.3). Frozen BatchNorm statistics make it worse, not better.
-    # bench/results/sweep_cifar10_mobilenetv2_*.json
+    # MobileNetV2 is far more fragile than ResNet18 under impair and repair, and frozen BatchNorm
+    # statistics make it worse (sweep_cifar10_mobilenetv2_*.json).
     ("*", "mobilenetv2"): UnsirConfig(impair_lr=1e-3, repair_lr=3e-4),
-    # Fashion-MNIST's models are trained with their fast one-cycle recipes (in both sets), as
-    # fragile under impair as the fast CIFAR-10 ones: on its ResNet18 (T-shirt and shirt, seed 0)
-    # impair lr 0.015 costs 3.1 points of retained accuracy, 1e-3 with a repair at 1e-4 gains 2.4
-    # (the 5-epoch original is not converged) and both forget fully
-    # (bench/results/sweep_fashionmnist_resnet18_defaults.json). MobileNetV2 keeps its own
-    # (measured on CIFAR-10 only), which the data set's entry would otherwise shadow.
+    # Fashion-MNIST's models train with fast one-cycle recipes (in both sets), as fragile under
+    # impair as the fast CIFAR-10 ones (sweep_fashionmnist_resnet18_defaults.json); MobileNetV2
+    # keeps its own, which the data set's entry would otherwise shadow.
     ("fashionmnist", "*"): UnsirConfig(impair_lr=1e-3, repair_lr=1e-4),
     ("fashionmnist", "mobilenetv2"): UnsirConfig(impair_lr=1e-3, repair_lr=3e-4),
 }
 
 
-# The fast recipe set's models (unsir_core.recipes: one-cycle SGD with augmentation) are far
-# more fragile under impair than the official set's (Adam, no augmentation) for which the
-# defaults above were tuned: on the fast CIFAR-10 ResNet18 the default impair lr 0.015 costs
-# ~26 points of retained accuracy (cat, 3 seeds), 0.001 with a repair at lr 1e-4 keeps them and
-# still forgets fully (bench/results/sweep_cifar10_resnet18_fast_*.json).
+# The fast recipe set's models (one-cycle SGD with augmentation) are far more fragile under
+# impair than the official set's (Adam, no augmentation) the table above was tuned on
+# (sweep_cifar10_resnet18_fast_impair.json).
 FAST_UNSIR_DEFAULTS: dict[tuple[str, str], UnsirConfig] = {
     **UNSIR_DEFAULTS,
     ("*", "*"): UnsirConfig(impair_lr=1e-3, repair_lr=1e-4),
@@ -77,13 +65,9 @@ def default_unsir(dataset: str, model: str, recipes: str = "official") -> UnsirC
 
 
 # The "fast" preset: the tuned config with the levers that bought speed without costing quality
-# on the fast-recipe CIFAR-10 ResNet18: a quarter of Dr_sub (500 per class), one repair epoch, 10
-# noise steps and the first three stages frozen (their outputs on Dr_sub and the noise computed
-# once). On every class x 3 seeds: forget <= 0.2 %, retained +0.26 points median, worst run
-# -0.60, 9.7 s against the tuned 80 s (bench/results/sweep_cifar10_resnet18_fast_all.json; the
-# levers one at a time: sweep_cifar10_resnet18_fast_{levers,presets}.json). bf16 (``precision``)
-# is left to the user: 7.5 s against 9.8 s in one run, 10.4 s against 9.7 s in the next.
-# Distillation did not help with a small Dr_sub (-2.2 points against -1.3 without it).
+# on the fast-recipe CIFAR-10 ResNet18 (the first three stages' outputs computed once);
+# sweep_cifar10_resnet18_fast_all.json, the levers one at a time in
+# sweep_cifar10_resnet18_fast_{levers,presets}.json. bf16 and distillation did not pay reliably.
 FAST_CHANGES = {"dr_sub_per_class": 500, "repair_epochs": 1, "noise_steps": 10, "frozen_stages": 3}
 
 
