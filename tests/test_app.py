@@ -15,7 +15,7 @@ from unsir_core.models import create_model
 from .conftest import make_run_with_every_metric
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGES = ["pages/models.py", "pages/unlearn.py", "pages/inspect_models.py", "pages/runs.py"]
+PAGES = ["views/models.py", "views/unlearn.py", "views/inspect_models.py", "views/runs.py"]
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +53,7 @@ def test_models_page_offers_training_when_nothing_is_cached(tmp_path, monkeypatc
 
 
 def test_unlearn_without_a_class_says_so():
-    at = app("pages/unlearn.py")
+    at = app("views/unlearn.py")
     at.multiselect[0].set_value([]).run()
     at.button[0].click().run()
     assert not at.exception
@@ -61,14 +61,14 @@ def test_unlearn_without_a_class_says_so():
 
 
 def test_unlearn_with_every_class_says_so():
-    at = app("pages/unlearn.py")
+    at = app("views/unlearn.py")
     at.multiselect[0].set_value(list(at.multiselect[0].options)).run()
     at.button[0].click().run()
     assert "at least one class must be retained" in texts(at.error)
 
 
 def test_unlearn_without_a_method_says_so():
-    at = app("pages/unlearn.py")
+    at = app("views/unlearn.py")
     at.multiselect[1].set_value([]).run()
     at.button[0].click().run()
     assert "choose at least one method" in texts(at.error)
@@ -97,7 +97,7 @@ def test_imagefolder_asks_for_a_path_and_reports_a_missing_folder(tmp_path):
     assert "cannot be loaded" in texts(at.error)
 
 
-@pytest.mark.parametrize("page", ["pages/inspect_models.py", "pages/runs.py"])
+@pytest.mark.parametrize("page", ["views/inspect_models.py", "views/runs.py"])
 def test_pages_without_runs_say_so(page):
     assert "No runs yet" in texts(app(page).info)
 
@@ -105,7 +105,7 @@ def test_pages_without_runs_say_so(page):
 def test_a_corrupt_run_directory_is_skipped(runs_dir):
     (runs_dir / "broken").mkdir(parents=True)
     (runs_dir / "broken" / "metrics.json").write_text("{not json")
-    at = app("pages/runs.py")
+    at = app("views/runs.py")
     assert "No runs yet" in texts(at.info)
 
 
@@ -161,7 +161,7 @@ def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     Inspect page shows the numbers, both charts and the GradCAM grid, the Runs page exports."""
     from ui.jobs import job_queue
 
-    at = app("pages/unlearn.py")
+    at = app("views/unlearn.py")
     assert at.multiselect[0].value == ["3: 3"] and at.multiselect[1].value == ["unsir"]
     at.button[0].click().run()
     assert not at.exception
@@ -175,7 +175,7 @@ def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     at.run()
     assert "Finished" in texts(at.success)
     at.session_state["last_run"] = str(run)
-    at.switch_page("pages/inspect_models.py").run()
+    at.switch_page("views/inspect_models.py").run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert {"original", "retrained", "unsir"} <= set(table.index)
@@ -189,7 +189,7 @@ def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     images = at.get("image")
     assert len(images) == 2 * 4 * 4  # two groups x (image + three models) x four images
 
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     assert not at.exception, at.exception
     assert run.name in set(at.dataframe[0].value["run"])
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
@@ -205,11 +205,13 @@ def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     assert report.startswith("<!doctype html>") and "plotly" in report and "git_commit" in report
 
 
-def test_pages_holds_only_the_page_scripts_of_the_navigation():
+def test_views_holds_only_the_page_scripts_of_the_navigation():
     from ui.layout import PAGES as NAVIGATION
 
     root = Path(APP).parent
-    scripts = sorted(p.name for p in (root / "pages").iterdir() if p.name != "__pycache__")
+    # pages/ would be discovered by Streamlit on its own, beside the navigation app.py declares
+    assert not (root / "pages").exists()
+    scripts = sorted(p.name for p in (root / "views").iterdir() if p.name != "__pycache__")
     assert scripts == sorted(Path(p.path).name for p in NAVIGATION)
     assert [p.path for p in NAVIGATION] == PAGES  # the pages this file tests are the navigation's
 
@@ -262,7 +264,7 @@ def test_the_image_folder_box_reads_only_folders_inside_the_data_directory(tmp_p
     assert "holds no class sub-folder with images" in texts(at.error)
 
 
-@pytest.mark.parametrize("page", ["pages/runs.py", "pages/inspect_models.py"])
+@pytest.mark.parametrize("page", ["views/runs.py", "views/inspect_models.py"])
 def test_a_run_with_a_malformed_metrics_json_is_skipped_by_the_pages(runs_dir, page):
     from unsir_core.runs import atomic_run_dir, write_json
 
@@ -284,7 +286,7 @@ def test_a_run_with_a_malformed_metrics_json_is_skipped_by_the_pages(runs_dir, p
 
 
 def test_the_sidebar_settings_survive_a_page_switch():
-    # Streamlit ties a widget's value to the page that drew it; every page draws the sidebar
+    # app.py draws the sidebar's widgets on every run, before the page: their values stay
     at = app()
     at.sidebar.number_input[0].set_value(3).run()
     at.sidebar.selectbox[1].set_value("allcnn").run()
@@ -298,7 +300,7 @@ def test_the_sidebar_settings_survive_a_page_switch():
 
 def test_inspect_shows_inside_the_model_and_runs_and_report_compare_it(runs_dir):
     run = make_run_with_every_metric(runs_dir)
-    at = app("pages/inspect_models.py")
+    at = app("views/inspect_models.py")
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert {"probe forget acc (linear)", "ToW", "ZRF", "MIA worst member rate"} <= set(table.columns)
@@ -315,7 +317,7 @@ def test_inspect_shows_inside_the_model_and_runs_and_report_compare_it(runs_dir)
         assert any(expected in t for t in titles), (expected, titles)
     assert "hidden, not erased" in texts(at.caption)
 
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     assert not at.exception, at.exception
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert any(t.startswith("Inside the model") for t in titles)
@@ -327,7 +329,7 @@ def test_inspect_shows_inside_the_model_and_runs_and_report_compare_it(runs_dir)
 
 
 def test_the_noise_question_runs_unsir_and_its_ablations_in_one_job():
-    at = app("pages/unlearn.py")
+    at = app("views/unlearn.py")
     at.checkbox[0].check().run()
     assert not at.exception
     expanders = [e.label for e in at.expander]
@@ -347,7 +349,7 @@ def test_a_preset_chosen_on_the_unlearn_page_is_what_the_job_runs(monkeypatch):
 
     submitted = []
     monkeypatch.setattr(ui.jobs, "submit_experiment", lambda cfg, label: submitted.append(cfg))
-    at = app("pages/unlearn.py")
+    at = app("views/unlearn.py")
     preset = next(w for w in at.selectbox if w.label == "Preset")
     assert preset.options == ["tuned", "fast", "official", "calibrated"] and preset.value == "tuned"
     preset.set_value("fast").run()
@@ -374,7 +376,7 @@ def test_an_uploaded_model_is_calibrated_by_default(tmp_path):
     """An upload's recipe is unknown: the Unlearn page starts UNSIR from the calibrated preset."""
     from ui.state import Keys
 
-    at = app("pages/unlearn.py")
+    at = app("views/unlearn.py")
     at.session_state[Keys.UPLOADED] = {"path": str(tmp_path / "mine.pt"), "for": ("digits", None, "resnet18")}
     at.run()
     assert not at.exception

@@ -98,9 +98,9 @@ def test_pick_unlearn_inspect_export_with_two_sessions_at_once(server, shots):
 
 
 def test_every_page_works_when_a_fresh_server_opens_it_first(tmp_path):
-    """A deep link is the first request of a new server: Streamlit then runs the file of
-    pages/ on its own, without app.py. Each page must still show its sidebar (the settings
-    and the links to the four pages, nothing else) and its content."""
+    """A deep link is the first request of a new server. app.py must still run and route it
+    (the pages live in views/, which Streamlit does not run on its own): each page shows the
+    sidebar (the links to the four pages, nothing else, and the settings) and its content."""
     from playwright.sync_api import expect, sync_playwright
 
     from ui.layout import PAGES

@@ -1,4 +1,4 @@
-"""The dashboard's shared pieces; ``pages/`` holds only the page scripts, which use these.
+"""The dashboard's shared pieces; ``views/`` holds only the page scripts, which use these.
 
 - ``state``: the session-state keys and the sidebar settings every page reads.
 - ``layout``: the page table (navigation), the frame every page draws first, help panels, errors.

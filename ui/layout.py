@@ -1,9 +1,10 @@
-"""The frame of every page: the page table, the sidebar (links to the pages and the shared
-settings), the title line, the help panel, and error messages fit to show a user.
+"""The frame of every page: the page table, the title line, the help panel, and error messages
+fit to show a user.
 
-Every page begins with :func:`page_setup`, so a page renders the same whether ``app.py``
-runs it through ``st.navigation`` or a fresh server runs it first from a deep link (Streamlit
-then runs files in ``pages/`` on their own: see ``.streamlit/config.toml``).
+``app.py`` declares the pages with ``st.navigation`` (from ``views/``, a folder Streamlit does not
+discover on its own, so every request, a deep link on a fresh server included, runs ``app.py``)
+and draws the sidebar's settings once, before the page; every page begins with
+:func:`page_setup`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import streamlit as st
 
 from unsir_core.paths import default_cache_dir, default_data_dir
 
-from .state import Settings, settings_widgets
+from .state import Settings, settings
 
 
 @dataclass(frozen=True)
@@ -26,21 +27,18 @@ class PageInfo:
 
 
 PAGES = [
-    PageInfo("pages/models.py", "Models", ":material/model_training:", default=True),
-    PageInfo("pages/unlearn.py", "Unlearn", ":material/delete_sweep:"),
-    PageInfo("pages/inspect_models.py", "Inspect", ":material/compare:"),
-    PageInfo("pages/runs.py", "Runs", ":material/history:"),
+    PageInfo("views/models.py", "Models", ":material/model_training:", default=True),
+    PageInfo("views/unlearn.py", "Unlearn", ":material/delete_sweep:"),
+    PageInfo("views/inspect_models.py", "Inspect", ":material/compare:"),
+    PageInfo("views/runs.py", "Runs", ":material/history:"),
 ]
 
 
 def page_setup(title: str) -> Settings:
-    """Page config, the sidebar, the title and a line with the settings in use; returns them."""
+    """The browser tab's title, the page's title and a line with the settings in use (the
+    sidebar's, drawn by ``app.py``); returns them."""
     st.set_page_config(page_title=f"{title} · UNSIR unlearning", page_icon=":material/delete_sweep:", layout="wide")
-    with st.sidebar:
-        for page in PAGES:
-            st.page_link(page.path, label=page.title, icon=page.icon)
-        st.divider()
-    s = settings_widgets(title)
+    s = settings()
     st.title(title)
     st.caption(f"{s.dataset} · {s.model} · seed {s.seed} · {s.recipes} recipe · device **{s.device_used}**")
     return s

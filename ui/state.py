@@ -84,10 +84,6 @@ def settings() -> Settings:
     return s
 
 
-_SAVED = "saved:"  # prefix of the copies of the settings that outlive a page switch
-_SETTINGS = (Keys.DATASET, Keys.FOLDER, Keys.MODEL, Keys.DEVICE, Keys.SEED, Keys.RECIPES)
-
-
 def _default(key: str, **default) -> dict:
     """The widget's default, unless the session already holds its value (giving both makes
     Streamlit warn)."""
@@ -99,20 +95,10 @@ def _dataset_label(name: str) -> str:
     return f"{name} (download)" if dataset_present(name) is False else name
 
 
-def settings_widgets(page: str) -> Settings:
-    """The sidebar's settings widgets on ``page``; returns the settings they give.
-
-    Each page draws them (so a page opened first from a link has them too), and Streamlit
-    ties a widget's value to the page that drew it. So the values are copied aside after
-    every run and, when the page has changed since the last run, put back before the widgets
-    are drawn; on the same page the widgets' own values (the user's changes) win.
-    """
+def settings_widgets() -> Settings:
+    """The sidebar's settings widgets; returns the settings they give. ``app.py`` draws them on
+    every run, before the page, so their values outlive a page switch."""
     ss = st.session_state
-    if ss.get(_SAVED + "page") != page:
-        for key in _SETTINGS:
-            if _SAVED + key in ss:
-                ss[key] = ss[_SAVED + key]
-    ss[_SAVED + "page"] = page
     datasets = list_datasets()
     st.sidebar.selectbox(
         "Data set",
@@ -149,9 +135,6 @@ def settings_widgets(page: str) -> Settings:
     st.sidebar.number_input(
         "Seed", min_value=0, step=1, key=Keys.SEED, help="model init, batches, noise", **_default(Keys.SEED, value=0)
     )
-    for key in _SETTINGS:
-        if key in ss:
-            ss[_SAVED + key] = ss[key]
     s = settings()
     st.sidebar.markdown(f"Device in use: **{s.device_used}**")
     if s.uploaded:

@@ -31,7 +31,7 @@ teaching(
 runs = stored_runs()
 if not runs:
     st.info("No runs yet. Start one on the Unlearn page.")
-    st.page_link("pages/unlearn.py", label="Go to Unlearn", icon=":material/arrow_forward:")
+    st.page_link("views/unlearn.py", label="Go to Unlearn", icon=":material/arrow_forward:")
     st.stop()
 paths = [str(r.path) for r in runs]
 last = st.session_state.get(Keys.LAST_RUN)

@@ -66,4 +66,4 @@ if path.exists():
     acc = per_class_accuracy(torch.from_numpy(logits), data.test.labels, data.num_classes)
     st.metric("Test accuracy", f"{float((logits.argmax(1) == data.test.labels.numpy()).mean()):.3f}")
     st.plotly_chart(charts.per_class_figure(acc, data.classes), width="stretch")
-    st.page_link("pages/unlearn.py", label="Next: choose classes to forget", icon=":material/arrow_forward:")
+    st.page_link("views/unlearn.py", label="Next: choose classes to forget", icon=":material/arrow_forward:")

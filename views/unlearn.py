@@ -140,7 +140,7 @@ def show_finished(jobs: list[Job]) -> None:
     if done:
         st.session_state[Keys.LAST_RUN] = done[-1].result
         st.success("Finished. The comparison is on the Inspect page.")
-        st.page_link("pages/inspect_models.py", label="Inspect the result", icon=":material/arrow_forward:")
+        st.page_link("views/inspect_models.py", label="Inspect the result", icon=":material/arrow_forward:")
 
 
 live_jobs(UNLEARN, on_update=show_finished)
