@@ -31,7 +31,7 @@ from pathlib import Path
 from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, write_result
 
 from unsir_core.errors import UnsirError
-from unsir_core.evaluation import list_metrics
+from unsir_core.evaluation import list_metrics, presentations, table_columns
 from unsir_core.experiment import ExperimentConfig, run_experiment
 from unsir_core.methods import parse_method_overrides
 from unsir_core.provenance import environment
@@ -43,32 +43,13 @@ ABLATIONS = ("unsir_random_noise", "unsir_no_noise")
 
 
 def figures(entry: dict) -> dict[str, float]:
-    """The single-number figures of one model's metrics (None where not measured). CKA is
-    taken at the last feature block (the one before the classifier) and the one before it."""
-    mia = entry.get("mia") or {}
-    probe = entry.get("probe") or {}
-    cka_forget = (entry.get("cka") or {}).get("forget") or {}
-    out = {
-        "forget_acc": entry.get("forget_acc"),
-        "retain_acc": entry.get("retain_acc"),
-        "forget_acc_train": entry.get("forget_acc_train"),
-        "relearn_steps": (entry.get("relearn") or {}).get("steps"),
-        "js_to_retrained": (entry.get("output_distance") or {}).get("js_divergence"),
-        "probe_linear_forget": (probe.get("linear") or {}).get("forget"),
-        "probe_knn_forget": (probe.get("knn") or {}).get("forget"),
-        "probe_linear_retain": (probe.get("linear") or {}).get("retain"),
-        "zrf": entry.get("zrf"),
-        "tow": entry.get("tow"),
-        "seconds": entry.get("seconds"),
-        "mia_worst": mia.get("worst_member_rate"),
-    }
-    for feature, result in (mia.get("attacks") or {}).items():
-        out[f"mia_{feature}"] = result["member_rate"]
-    for reference in ("original", "retrained"):
-        feature_blocks = list((cka_forget.get(reference) or {}).items())[:-1]  # the last block is the classifier
-        for label, (block, value) in zip(("features", "features_prev"), reversed(feature_blocks[-2:]), strict=False):
-            out[f"cka_{reference}_{label}"] = value
-            out[f"cka_{reference}_{label}_block"] = block
+    """The single-number figures of one model's metrics (None where not measured): every column
+    the metric registry declares (accuracies, each metric's, wall time), and the text notes
+    beside them (e.g. which block a CKA figure is from; their keys end in ``_block``)."""
+    out = {c.key: c.get(entry) for c in table_columns()}
+    for present in presentations().values():
+        if present.notes is not None:
+            out.update(present.notes(entry))
     return out
 
 

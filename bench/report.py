@@ -21,7 +21,11 @@ import json
 import statistics
 from pathlib import Path
 
+from common import ROOT
 from plotly.subplots import make_subplots
+
+from unsir_core.evaluation import table_columns
+from unsir_core.presentation import BENCH, Column, bench_label, format_bench
 
 # ../shared/UNSIR.md, "Paper's headline results" (CIFAR-10 ResNet18, one class).
 PAPER = {
@@ -329,31 +333,11 @@ def dashboard_section(name: str, d: dict) -> list[str]:
     return [*lines, ""]
 
 
-# The audit's figures in its tables: (key, label, digits); accuracies and rates in percent.
-AUDIT_FIGURES = (
-    ("forget_acc", "forget acc %", "pct"),
-    ("retain_acc", "retain acc %", "pct"),
-    ("probe_linear_forget", "linear probe, forget %", "pct"),
-    ("probe_knn_forget", "k-NN probe, forget %", "pct"),
-    ("cka_original_features", "CKA to original (forget, last block)", "3"),
-    ("cka_retrained_features", "CKA to retrained (forget, last block)", "3"),
-    ("mia_worst", "MIA worst member rate %", "pct"),
-    ("relearn_steps", "relearn steps", "0"),
-    ("js_to_retrained", "JS to retrained", "4"),
-    ("zrf", "ZRF", "3"),
-    ("tow", "ToW", "3"),
-    ("seconds", "seconds", "0"),
-)
-
-
-def _fmt(x: float, kind: str) -> str:
-    return f"{100 * x:.1f}" if kind == "pct" else f"{x:.{int(kind)}f}"
-
-
-def measured_figures(a: dict) -> list[tuple[str, str, str]]:
+def measured_figures(a: dict) -> list[Column]:
     """The audit figures some model of ``a`` has a number for (a run with fewer ``--metrics``
-    leaves the others out of its tables)."""
-    return [fig for fig in AUDIT_FIGURES if any(figs.get(fig[0]) for figs in a["models"].values())]
+    leaves the others out of its tables), among the columns the metric registry shows in bench's
+    tables (accuracies and rates in percent; presentation.format_bench)."""
+    return [c for c in table_columns(BENCH) if any(figs.get(c.key) for figs in a["models"].values())]
 
 
 def forget_sets(a: dict) -> str:
@@ -383,14 +367,14 @@ def audit_section(name: str, a: dict) -> list[str]:
         f"{env['cpu_threads']} CPU threads, CUDA {env['cuda'] or 'none'}, commit `{(env['git_commit'] or '?')[:10]}`. "
         "Mean ± standard deviation over every (class, seed) run.",
         "",
-        "| model | " + " | ".join(label for _, label, _ in figures) + " |",
+        "| model | " + " | ".join(bench_label(c) for c in figures) + " |",
         "|---|" + "---|" * len(figures),
     ]
     for model, figs in a["models"].items():
         cells = []
-        for key, _, kind in figures:
-            f = figs.get(key)
-            cells.append("-" if not f else f"{_fmt(f['mean'], kind)} ± {_fmt(f['std'], kind)}")
+        for c in figures:
+            f = figs.get(c.key)
+            cells.append("-" if not f else f"{format_bench(c, f['mean'])} ± {format_bench(c, f['std'])}")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines.append("")
     for ablation, comparison in a["unsir_minus"].items():
@@ -404,18 +388,21 @@ def audit_section(name: str, a: dict) -> list[str]:
             "| figure | UNSIR - ablation | 95 % CI | p | p by class | Δ distance to retrained | UNSIR seed sd |",
             "|---|---|---|---|---|---|---|",
         ]
-        for key, label, kind in figures:
+        for col in figures:
+            key = col.key
             d, g = comparison["difference"].get(key), comparison["gap_to_retrained"].get(key)
             sd = comparison["unsir_seed_sd"].get(key)
             if not d:
                 continue
             p = f"**{d['p']:.3g}**" if d.get("significant") else f"{d['p']:.3g}"
-            ci = f"[{_fmt(d['ci95'][0], kind)}, {_fmt(d['ci95'][1], kind)}]"
-            gap = "-" if not g else _fmt(g["mean"], kind)
+            ci = f"[{format_bench(col, d['ci95'][0])}, {format_bench(col, d['ci95'][1])}]"
+            gap = "-" if not g else format_bench(col, g["mean"])
             c = (comparison.get("difference_by_class") or {}).get(key)
             by_class = "-" if not c else f"**{c['p']:.3g}**" if c.get("significant") else f"{c['p']:.3g}"
-            sd = "-" if sd is None else _fmt(sd, kind)
-            lines.append(f"| {label} | {_fmt(d['mean'], kind)} | {ci} | {p} | {by_class} | {gap} | {sd} |")
+            sd = "-" if sd is None else format_bench(col, sd)
+            lines.append(
+                f"| {bench_label(col)} | {format_bench(col, d['mean'])} | {ci} | {p} | {by_class} | {gap} | {sd} |"
+            )
         lines.append("")
     return lines + closest_lines(a)
 
@@ -426,20 +413,20 @@ def closest_lines(a: dict) -> list[str]:
     gaps = a.get("to_retrained")
     if not gaps:
         return []
-    shown = [(k, label, kind) for k, label, kind in measured_figures(a) if k != "seconds"]
+    shown = [c for c in measured_figures(a) if c.key != "seconds"]
     lines = [
         "Distance to the retrained model, |method - retrained| averaged over the (class, seed) runs "
         "(**bold**: the closest method on that figure, every one when tied), and each method's mean wall time.",
         "",
-        "| method | " + " | ".join(label for _, label, _ in shown) + " | seconds |",
+        "| method | " + " | ".join(bench_label(c) for c in shown) + " | seconds |",
         "|---|" + "---|" * (len(shown) + 1),
     ]
     for name, figs in gaps.items():
         cells = []
-        for key, _, kind in shown:
-            f = figs.get(key)
-            best = name in (a.get("closest") or {}).get(key, {}).get("methods", [])
-            cells.append("-" if not f else f"**{_fmt(f['mean'], kind)}**" if best else _fmt(f["mean"], kind))
+        for c in shown:
+            f = figs.get(c.key)
+            best = name in (a.get("closest") or {}).get(c.key, {}).get("methods", [])
+            cells.append("-" if not f else f"**{format_bench(c, f['mean'])}**" if best else format_bench(c, f["mean"]))
         secs = (a["models"].get(name) or {}).get("seconds")
         time_cell = "-" if not secs else f"{secs['mean']:.1f}"
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {time_cell} |")
@@ -569,7 +556,7 @@ def distributed_section(name: str, r: dict) -> list[str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--results", default=str(Path(__file__).parent / "results"))
+    p.add_argument("--results", default=str(ROOT / "bench" / "results"))
     args = p.parse_args()
     results = Path(args.results)
     plots = results / "plots"

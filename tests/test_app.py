@@ -182,10 +182,12 @@ def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     assert float(table.loc["unsir", "forget acc (test)"]) < 0.2
     charts = at.get("plotly_chart")
     assert len(charts) == 2  # per-layer distance and prediction distribution
-    figures = [json.loads(c.proto.spec) for c in charts]
-    assert figures[0]["layout"]["yaxis"]["type"] == "log"
-    assert {t["name"] for t in figures[0]["data"]} == {"unsir", "retrained"}
-    assert {t["name"] for t in figures[1]["data"]} == {"original", "unsir", "retrained"}
+    figures = {f["layout"]["title"]["text"]: f for f in (json.loads(c.proto.spec) for c in charts)}
+    distance = figures["Per-layer L2 distance to the original model"]
+    assert distance["layout"]["yaxis"]["type"] == "log"
+    assert {t["name"] for t in distance["data"]} == {"unsir", "retrained"}
+    predictions = figures["What the models predict for forget-class test images"]
+    assert {t["name"] for t in predictions["data"]} == {"original", "unsir", "retrained"}
     images = at.get("image")
     assert len(images) == 2 * 4 * 4  # two groups x (image + three models) x four images
 
@@ -320,7 +322,8 @@ def test_inspect_shows_inside_the_model_and_runs_and_report_compare_it(runs_dir)
     at.switch_page("views/runs.py").run()
     assert not at.exception, at.exception
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
-    assert any(t.startswith("Inside the model") for t in titles)
+    audit = next(t for t in titles if t.startswith("Audit figures per run"))
+    assert all(label in audit for label in ("probe forget acc (linear)", "ToW", "ZRF", "MIA worst member rate"))
     from ui.report import build_report
     from unsir_core.runs import read_run
 

@@ -11,6 +11,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from unsir_core.evaluation import table_columns
+from unsir_core.presentation import ACCURACY_COLUMNS, COMPARE, SECONDS_COLUMN, SUMMARY, format_summary
+
 # One colour per model, the same on every chart; a model not named here gets one of OTHERS,
 # chosen by its name, so that it too keeps its colour from chart to chart.
 COLOURS = {
@@ -39,65 +42,56 @@ def colour(name: str) -> str:
 
 
 def summary_table(models: Mapping[str, Mapping]) -> pd.DataFrame:
-    """One row per model: accuracies, relearn time, MIA, output distance and wall time."""
-    rows = {}
-    for name, m in models.items():
-        relearn, mia, out = m.get("relearn") or {}, m.get("mia") or {}, m.get("output_distance") or {}
-        rows[name] = {
-            "forget acc (test)": m.get("forget_acc"),
-            "retain acc (test)": m.get("retain_acc"),
-            "forget acc (train)": m.get("forget_acc_train"),
-            "retain acc (train)": m.get("retain_acc_train"),
-            "relearn steps": relearn.get("steps"),
-            "MIA member rate": mia.get("member_rate"),
-            "JS to retrained": out.get("js_divergence"),
-            "seconds": m.get("seconds"),
+    """One row per model: the accuracies, each measured metric's summary columns (the metric
+    registry's presentation), wall time and whether the method is zero-glance."""
+    columns = table_columns(SUMMARY)
+    rows = {
+        name: {
+            **{c.label: c.get(m) for c in columns},
             "zero-glance": {True: "yes", False: "no"}.get(m.get("zero_glance"), "-"),  # "-": not a method
-            **audit_scores(m),  # shown only when the run measured them
         }
+        for name, m in models.items()
+    }
     table = pd.DataFrame(rows).T
-    return table.drop(columns=[c for c in AUDIT_COLUMNS if c in table and table[c].isna().all()])
-
-
-AUDIT_COLUMNS = ("probe forget acc (linear)", "ToW", "ZRF", "MIA worst member rate")
-
-
-def audit_scores(m: Mapping) -> dict[str, float | None]:
-    """The single-number audit figures of one model's metrics (None where not measured)."""
-    mia = m.get("mia") or {}
-    worst = mia.get("worst_member_rate")
-    if worst is None and mia.get("strongest"):  # a run stored before the worst rate was recorded
-        worst = ((mia.get("attacks") or {}).get(mia["strongest"]) or {}).get("member_rate")
-    return dict(
-        zip(
-            AUDIT_COLUMNS,
-            (
-                ((m.get("probe") or {}).get("linear") or {}).get("forget"),
-                m.get("tow"),
-                m.get("zrf"),
-                worst,
-            ),
-            strict=True,
-        )
-    )
-
-
-# How the summary table shows each column: step counts whole, seconds to 0.1 s, the rest
-# (accuracies, rates, divergences) to 4 decimals; "-" where a model has no figure.
-SUMMARY_FORMATS = {"relearn steps": "{:.0f}", "seconds": "{:.1f}"}
+    optional = [c.label for c in columns if c not in ACCURACY_COLUMNS and c is not SECONDS_COLUMN]
+    return table.drop(columns=[c for c in optional if table[c].isna().all()])
 
 
 def summary_text(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`summary_table` as display strings (see ``SUMMARY_FORMATS``)."""
+    """:func:`summary_table` as display strings, each column in its kind's format
+    (``presentation.format_summary``)."""
+    by_label = {c.label: c for c in table_columns()}
 
-    def cell(column: str, value) -> str:
-        if isinstance(value, str):
-            return value
-        if value is None or pd.isna(value):
-            return "-"
-        return SUMMARY_FORMATS.get(column, "{:.4f}").format(value)
+    def cell(label: str, value) -> str:
+        column = by_label.get(label)
+        return value if column is None else format_summary(column, value)
 
     return table.apply(lambda col: col.map(lambda v: cell(col.name, v)))
+
+
+def compare_rows(models: Mapping[str, Mapping], run: str) -> list[dict]:
+    """One row per model of a run: its audit figures to compare across runs (the columns the
+    registry shows there), labelled."""
+    return [
+        {"run": run, "method": name, **{c.label: c.get(m) for c in table_columns(COMPARE)}}
+        for name, m in models.items()
+    ]
+
+
+def compare_figure(rows: Sequence[Mapping]) -> go.Figure | None:
+    """The audit figures of :func:`compare_rows` side by side (None when no run measured any)."""
+    labels = [c.label for c in table_columns(COMPARE) if any(r.get(c.label) is not None for r in rows)]
+    if not labels:
+        return None
+    return runs_figure(rows, labels, "Audit figures per run: " + ", ".join(labels))
+
+
+def model_bars(values: Mapping[str, float | None], title: str) -> go.Figure:
+    """One bar per model (its colour) of one figure."""
+    shown = {k: v for k, v in values.items() if v is not None}
+    fig = go.Figure(go.Bar(x=list(shown), y=list(shown.values()), marker_color=[colour(k) for k in shown]))
+    fig.update_layout(title=title, height=320, yaxis_title=title, showlegend=False)
+    return fig
 
 
 # Above the plot, right-aligned: a horizontal legend below it covered the x axis' title and labels.

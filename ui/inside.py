@@ -1,6 +1,7 @@
 """Charts of what lies inside the models of a run (plotly; pure functions of metrics.json
 content, shared by the Inspect page and the audit report): the representation probe, CKA per
-block, the feature maps and the confusion matrices, and the teaching text of each."""
+block, the feature maps and the confusion matrices. Their teaching texts are the metrics' own
+(``unsir_core.evaluation``, each metric's presentation)."""
 
 from __future__ import annotations
 
@@ -10,28 +11,6 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .charts import LEGEND_ON_TOP, colour
-
-# What forgetting looks like on each chart, in a sentence or two (the Inspect page shows these).
-TEACHING = {
-    "probe": "A linear classifier (and a k-NN one) fitted on the model's frozen penultimate features of every "
-    "class. If it still recognises the forget class while the model's own head does not, the class was "
-    "**hidden, not erased**. Compare with the retrained model: it never saw the class, yet its features may "
-    "separate it too (similar classes share features); that level is what erasing can reach.",
-    "cka": "Linear CKA between this model's activations and a reference model's, block by block (1: the same "
-    "representation up to rotation and scale). Unlearning that only touches the head keeps CKA to the original "
-    "near 1 in every block; retraining changes the deep blocks, so CKA to the retrained model is the target.",
-    "feature_map": "The penultimate features of the same test images, projected to 2-D (PCA). The forget "
-    "class (large dark dots) forms its own cluster in the original; after erasing it should dissolve into the "
-    "others, as in the retrained model. With several seeds, the map is the first seed's (PCA axes differ between "
-    "seeds, so maps cannot be averaged).",
-    "confusion": "True class (rows) against predicted class (columns) on the test split. After forgetting, the "
-    "forget class's row spreads over similar classes, like the retrained model's, rather than piling onto one.",
-    "scores": "ToW: product over forget set, retain set and test set of 1 - |accuracy - the retrained model's| "
-    "(1 is the retrained model). ZRF: 1 - mean Jensen-Shannon divergence (bits) from a random model's outputs on "
-    "forget images (the retrained model's value is the reference). MIA worst: the member rate of the strongest "
-    "of four membership attacks on forget-class training images.",
-}
-
 
 FORGET_COLOURS = ["#111111", "#7a0177", "#b10026", "#00441b"]  # the forget classes, dark, each its own
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from unsir_core.runs import class_names
 
-from . import charts, inside
+from . import charts, present
 
 
 def _table(rows: Mapping[str, object]) -> str:
@@ -25,32 +25,16 @@ def build_report(metrics: Mapping, title: str | None = None) -> str:
     title = title or (
         f"Unlearning audit: {cfg['dataset']} / {cfg['model']}, forget " + ", ".join(f"{c} ({names[c]})" for c in forget)
     )
-    figures = []
-    distances = {k: m["layer_distance"] for k, m in models.items() if k != "original" and m.get("layer_distance")}
-    if distances:
-        figures.append(charts.layer_distance_figure(distances))
-    predictions = {k: m["prediction_distribution"] for k, m in models.items() if m.get("prediction_distribution")}
-    if predictions:
-        figures.append(charts.prediction_figure(predictions, names, forget))
-    if any(m.get("probe") for m in models.values()):
-        figures.append(inside.probe_figure(models))
-    if any(m.get("cka") for m in models.values()):
-        figures += [inside.cka_figure(models, "forget"), inside.cka_figure(models, "retain")]
-    if any(m.get("feature_map") for m in models.values()):
-        figures.append(inside.feature_map_figure(models, names, forget))
-    if any(m.get("confusion_matrix") for m in models.values()):
-        figures.append(inside.confusion_figure(models, names))
+    shown = present.measured(models, names, forget)
+    figures = [fig for item in shown for fig in item.figures]
     parts = [
         fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False})
         for i, fig in enumerate(figures)
     ]
     table = charts.summary_text(charts.summary_table(models)).to_html(border=0)
     errors = metrics.get("errors") or {}
-    scores_text = (
-        f"<p>{html.escape(inside.TEACHING['scores'])}</p>"
-        if any(k in m for m in models.values() for k in ("tow", "zrf", "mia"))
-        else ""
-    )
+    # each measured metric's teaching text, said once (charts in markdown: bold marks removed)
+    definitions = "".join(f"<li>{html.escape(item.teaching.replace('**', ''))}</li>" for item in shown)
     zero_glance = [k for k, m in models.items() if m.get("zero_glance")]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -65,15 +49,13 @@ text-align: right; }} th {{ text-align: left; }} pre {{ background: #f6f6f6; pad
 {html.escape(", ".join(zero_glance) or "none")}.</p>
 <h2>Results</h2>
 <p>Forget / retain accuracy: fraction of test (or train) samples of the forget / retained classes classified
-correctly. Relearn steps: fine-tuning steps on forget data until forget accuracy is back to
-{cfg.get("relearn_fraction", 0.9):.0%} of the original's. MIA member rate: fraction of forget-class training
-samples a loss/entropy attack calls members. JS to retrained: mean Jensen-Shannon divergence of the outputs from
-the retrained model's on forget-class test images. Seconds: wall time of the unlearning (or training).</p>
-{scores_text}
+correctly. Seconds: wall time of the unlearning (or training). Relearn steps count until forget accuracy is back
+to {cfg.get("relearn_fraction", 0.9):.0%} of the original's.</p>
+<ul>{definitions}</ul>
 {table}
 {"<p><b>Methods that failed:</b> " + html.escape(json.dumps(errors)) + "</p>" if errors else ""}
 <h2>Charts</h2>
-{"".join(parts) or "<p>No per-layer distance or prediction metrics in this run.</p>"}
+{"".join(parts) or "<p>This run measured no metric that has a chart.</p>"}
 <h2>Config</h2><pre>{html.escape(json.dumps(cfg, indent=2))}</pre>
 <h2>Environment</h2>{_table(metrics.get("environment", {}))}
 </body></html>

@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from ui import charts, inside
+from ui import charts, present
 from ui.layout import page_setup, teaching, user_message
 from ui.loaders import heatmaps, load_data, model_at, run_data
 from ui.runstore import stored_runs
@@ -80,46 +80,25 @@ if charts.calibration_trace(history):
         "survives and the held-out retained accuracy stays near the original's (dashed)."
     )
 
-left, right = st.columns(2)
-distances = {k: m["layer_distance"] for k, m in trio.items() if k != "original" and m.get("layer_distance")}
-with left:
-    if distances:
-        st.plotly_chart(charts.layer_distance_figure(distances), width="stretch")
-    else:
-        st.info("This run did not measure per-layer distances.")
-predictions = {k: m["prediction_distribution"] for k, m in trio.items() if m.get("prediction_distribution")}
-with right:
-    if predictions:
-        st.plotly_chart(charts.prediction_figure(predictions, names, forget), width="stretch")
-    else:
-        st.info("This run did not measure prediction distributions.")
+outputs = [shown for shown in present.measured(trio, names, forget, "outputs") if shown.figures]
+for row in range(0, len(outputs), 2):
+    for col, shown in zip(st.columns(2), outputs[row : row + 2], strict=False):
+        for fig in shown.figures:
+            col.plotly_chart(fig, width="stretch")
+        col.caption(shown.teaching)
+if missing := present.not_measured(trio, "outputs"):
+    st.info(f"This run did not measure: {', '.join(missing)}.")
 
 st.subheader("Inside the model")
-inside_shown = False
-if any(m.get("probe") for m in trio.values()):
-    st.plotly_chart(inside.probe_figure(trio), width="stretch")
-    st.caption(inside.TEACHING["probe"])
-    inside_shown = True
-if any(m.get("cka") for m in trio.values()):
-    group = st.radio("CKA on", ["forget", "retain"], horizontal=True, format_func=lambda g: f"{g}-class images")
-    st.plotly_chart(inside.cka_figure(trio, group), width="stretch")
-    st.caption(inside.TEACHING["cka"])
-    inside_shown = True
-if any(m.get("feature_map") for m in trio.values()):
-    st.plotly_chart(inside.feature_map_figure(trio, names, forget), width="stretch")
-    st.caption(inside.TEACHING["feature_map"])
-    inside_shown = True
-if any(m.get("confusion_matrix") for m in trio.values()):
-    st.plotly_chart(inside.confusion_figure(trio, names), width="stretch")
-    st.caption(inside.TEACHING["confusion"])
-    inside_shown = True
-if any(k in m for m in trio.values() for k in ("tow", "zrf")):
-    st.caption(inside.TEACHING["scores"] + " (in the table above)")
-    inside_shown = True
+inside_shown = present.measured(trio, names, forget, "inside")
+for shown in inside_shown:
+    for fig in shown.figures:
+        st.plotly_chart(fig, width="stretch")
+    st.caption(shown.teaching + ("" if shown.figures else " (in the table above)"))
 if not inside_shown:
     st.info(
-        "This run looked at the outputs only. To see inside the models, choose probe, cka, feature_map, confusion, "
-        "zrf and tow among the metrics on the Unlearn page (they take longer)."
+        "This run looked at the outputs only. To see inside the models, choose "
+        f"{', '.join(present.not_measured(trio, 'inside'))} among the metrics on the Unlearn page (they take longer)."
     )
 
 st.subheader("GradCAM")

@@ -66,15 +66,15 @@ if selected:
     st.plotly_chart(charts.runs_figure(compare), width="stretch")
     distances, audits = {}, []
     for name in selected:
-        for method, m in (read(name) or {"models": {}})["models"].items():
+        models = (read(name) or {"models": {}})["models"]
+        for method, m in models.items():
             if method != "original" and m.get("layer_distance"):
                 distances[f"{short(name)} · {method}"] = m["layer_distance"]
-            audits.append({"run": short(name), "method": method, **charts.audit_scores(m)})
+        audits += charts.compare_rows(models, short(name))
     if distances:
         st.plotly_chart(charts.layer_distance_figure(distances), width="stretch")
-    if any(v is not None for row in audits for k, v in row.items() if k in charts.AUDIT_COLUMNS):
-        title = "Inside the model: probe accuracy on the forget class, ToW, ZRF, worst MIA member rate"
-        st.plotly_chart(charts.runs_figure(audits, charts.AUDIT_COLUMNS, title), width="stretch")
+    if (audit_figure := charts.compare_figure(audits)) is not None:
+        st.plotly_chart(audit_figure, width="stretch")
 
 st.subheader("Export")
 name = st.selectbox("Run to export", list(by_name))

@@ -5,6 +5,7 @@ import streamlit as st
 from ui.jobs import UNLEARN, live_jobs, submit_experiment
 from ui.layout import page_setup, teaching, user_message
 from ui.loaders import data_or_stop, settings_data
+from ui.present import metrics_help
 from ui.state import Keys
 from unsir_core.config import field_choices
 from unsir_core.data import resolve_classes
@@ -101,11 +102,7 @@ metrics = st.multiselect(
     "Metrics beyond accuracy",
     list_metrics(),
     default=list(ExperimentConfig.metrics),
-    help="relearn: steps to relearn the class; distance: per-layer weight distance; predictions: what the forget "
-    "images are classified as; mia: membership inference (four attacks, the strongest reported); output_distance: "
-    "JS divergence to the retrained model. Inside the model (slower): probe (is the class still decodable from the "
-    "features?), cka (representation similarity per block), feature_map (2-D map of features), confusion "
-    "(confusion matrix); scores: zrf, tow.",
+    help=metrics_help(),
 )
 
 if st.button("Unlearn", type="primary"):
