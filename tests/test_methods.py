@@ -177,3 +177,14 @@ def test_the_noise_ablations_are_unsir_with_only_the_noise_changed():
     assert cfg.method_config("unsir_no_noise") == replace(
         UnsirConfig.official(), impair_lr=0.003, noise="none", rounds=2
     )
+
+
+def test_the_headline_method_is_declared_once_and_knows_its_ablations():
+    from unsir_core.methods import headline_method, register_method
+
+    headline = headline_method()
+    assert headline.name == "unsir" and headline.variants() == ["unsir_random_noise", "unsir_no_noise"]
+    assert not get_method("unsir_no_noise").headline  # a variant is not the headline method
+    with pytest.raises(ValueError, match="headline method already"):
+        register_method("other", headline.config, reads_forget=False, summary="-", headline=True)(lambda t, c: None)
+    assert headline_method() is headline

@@ -22,16 +22,13 @@ from .datasets import list_datasets, load_dataset
 from .errors import UnsirError
 from .evaluation import list_metrics
 from .experiment import ExperimentConfig, run_experiment, train_reference_models
-from .methods import get_method, list_methods, parse_method_overrides
+from .methods import get_method, headline_method, list_methods, parse_method_overrides
 from .model_cache import trained_model
 from .models import list_models
 from .paths import default_cache_dir
 from .recipes import RECIPE_SETS, default_recipe
 from .runs import REFERENCES, check_run_target, list_runs, write_run
 from .runtime import check_seed, resolve_device
-from .unsir import UnsirConfig
-
-_RENAMED = {"batch_size": "unsir_batch_size"}  # avoid a clash with training's batch size
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -85,24 +82,18 @@ def _arg_type(kind: type) -> Callable[[str], object]:
     return convert
 
 
-def _add_unsir(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("UNSIR hyper-parameters (override the preset)")
-    g.add_argument(
-        "--preset",
-        choices=get_method("unsir").preset_names(),
-        help="tuned: this project's defaults for the data set, model and --recipe set; fast: those with fewer "
-        "passes (500 per class in Dr_sub, 1 repair epoch, 10 noise steps, 3 stages frozen); official: the paper "
-        "notebook's values; calibrated: fast's passes with 1000 per class in Dr_sub, impair and repair lr chosen "
-        "for the model on held-out retained images "
-        "(docs/cli.md: Bring your own model). Default: tuned, or calibrated with --original (its recipe is unknown)",
-    )
-    for name, default, help_text in knobs(UnsirConfig):
-        flag = "--" + _RENAMED.get(name, name).replace("_", "-")
+def _add_headline(p: argparse.ArgumentParser) -> None:
+    """``--preset`` and a flag per config field of the headline method (UNSIR)."""
+    method = headline_method()
+    g = p.add_argument_group(f"{method.name.upper()} hyper-parameters (override the preset)")
+    g.add_argument("--preset", choices=method.preset_names(), help=method.preset_help)
+    for name, default, help_text in knobs(method.config):
+        flag = "--" + method.flag_names.get(name, name).replace("_", "-")
         g.add_argument(
             flag,
             dest=name,
             type=_arg_type(type(default)),
-            choices=field_choices(UnsirConfig, name),
+            choices=field_choices(method.config, name),
             default=None,
             help=f"{help_text} (CIFAR default: {default})",
         )
@@ -141,8 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True, help="output directory for metrics.json and the unlearned checkpoint")
     exp.add_argument(
         "--methods",
-        default="unsir",
-        help=f"comma-separated unlearning methods to compare (default unsir); any of: {', '.join(list_methods())}",
+        default=headline_method().name,
+        help=f"comma-separated unlearning methods to compare (default {headline_method().name}); any of: "
+        f"{', '.join(list_methods())}",
     )
     exp.add_argument("--seeds", help="comma-separated seeds (e.g. 0,1,2): every method per seed, mean and std reported")
     exp.add_argument(
@@ -178,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="your own retrained gold standard (trained without the forget classes), checked as --original",
     )
-    _add_unsir(exp)
+    _add_headline(exp)
 
     tr = sub.add_parser(
         "train", help="train (or find in the cache) the original model, or the retrained one with --forget"
@@ -193,10 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _unsir_overrides(args: argparse.Namespace) -> tuple[tuple[str, str, object], ...]:
-    """The UNSIR flags given, as (method, field, value) changes on top of its preset."""
+def _headline_overrides(args: argparse.Namespace) -> tuple[tuple[str, str, object], ...]:
+    """The headline method's flags given, as (method, field, value) changes on top of its preset."""
+    method = headline_method()
     return tuple(
-        ("unsir", name, getattr(args, name)) for name, _, _ in knobs(UnsirConfig) if getattr(args, name) is not None
+        (method.name, name, getattr(args, name))
+        for name, _, _ in knobs(method.config)
+        if getattr(args, name) is not None
     )
 
 
@@ -233,10 +228,10 @@ def experiment_config(args: argparse.Namespace) -> ExperimentConfig:
         image_size=args.image_size,
         recipes=args.recipe,
         train=_train_config(args),
-        presets={"unsir": args.preset} if args.preset else {},
+        presets={headline_method().name: args.preset} if args.preset else {},
         retrain=not args.no_retrain,
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
-        method_overrides=_unsir_overrides(args) + parse_method_overrides(args.set),
+        method_overrides=_headline_overrides(args) + parse_method_overrides(args.set),
         metrics=_metric_list(args.metrics),
         original_checkpoint=args.original,
         retrained_checkpoint=args.retrained,

@@ -27,7 +27,7 @@ from .data import DataBundle, resolve_classes, retained_classes
 from .datasets import check_image_size, load_dataset
 from .errors import InvalidConfigError, UnsirError
 from .evaluation import EvalContext, EvalSplits, add_scores, check_metrics, evaluate_model, unaveraged_keys
-from .methods import get_method, list_methods, method_config, unlearn
+from .methods import get_method, headline_method, list_methods, method_config, unlearn
 from .model_cache import checkpoint_model, trained_model
 from .paths import default_cache_dir
 from .provenance import environment
@@ -270,7 +270,8 @@ def _config_record(
     configs: dict[str, Any],
 ) -> dict:
     """The ``config`` of metrics.json: everything that made the numbers."""
-    unsir = configs.get("unsir")  # UNSIR's config and Dr_sub size stay at the top level, as runs have always had them
+    # the headline method's (UNSIR's) config and Dr_sub size stay at the top level, as runs have always had them
+    unsir = configs.get(headline_method().name)
     return {
         "dataset": cfg.dataset,
         "model": cfg.model,

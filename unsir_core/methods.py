@@ -83,6 +83,17 @@ class Method:
     # the preset for a model whose training recipe is unknown (an upload, --original), for which
     # defaults tuned per recipe set do not hold; None: the tuned one
     unknown_model_preset: str | None = None
+    # The method the tool is named for (UNSIR), one at most: the default method, its config fields
+    # get top-level flags on the command line (renamed by ``flag_names`` where they would clash),
+    # ``--preset`` chooses its preset (``preset_help`` says what each is), and its config stays at the
+    # top of metrics.json's config, as runs have always had it.
+    headline: bool = False
+    flag_names: Mapping[str, str] = field(default_factory=dict)
+    preset_help: str = ""
+
+    def variants(self) -> list[str]:
+        """The registered variants of this method (its ablations), in registration order."""
+        return [m.name for m in _METHODS.values() if m.variant_of == self.name]
 
     def default_preset(self, recipe_known: bool = True) -> str:
         """The preset used unless one is chosen: ``tuned``, or, for a model whose training
@@ -119,8 +130,13 @@ def register_method(
     gold_standard: bool = False,
     check: Callable[[Any, str, torch.device], None] | None = None,
     unknown_model_preset: str | None = None,
+    headline: bool = False,
+    flag_names: Mapping[str, str] | None = None,
+    preset_help: str = "",
 ):
     def wrap(fn: Callable[[UnlearningTask, Any], UnlearnResult]):
+        if headline and any(m.headline for m in _METHODS.values() if m.name != name):
+            raise ValueError(f"{name}: there is a headline method already ({headline_method().name})")
         _METHODS[name] = Method(
             name,
             fn,
@@ -131,6 +147,9 @@ def register_method(
             gold_standard,
             check=check,
             unknown_model_preset=unknown_model_preset,
+            headline=headline,
+            flag_names=dict(flag_names or {}),
+            preset_help=preset_help,
         )
         return fn
 
@@ -142,8 +161,23 @@ def register_variant(name: str, *, of: str, changes: Mapping[str, Any], summary:
     e.g. UNSIR without noise), so that both can run side by side in one experiment."""
     base = get_method(of)
     _METHODS[name] = replace(
-        base, name=name, summary=summary, presets={}, variant_of=of, changes=dict(changes), unknown_model_preset=None
+        base,
+        name=name,
+        summary=summary,
+        presets={},
+        variant_of=of,
+        changes=dict(changes),
+        unknown_model_preset=None,
+        headline=False,
     )
+
+
+def headline_method() -> Method:
+    """The method the tool is named for (declared ``headline=True`` at its registration)."""
+    found = [m for m in _METHODS.values() if m.headline]
+    if len(found) != 1:
+        raise LookupError(f"expected one headline method, found {len(found)}")
+    return found[0]
 
 
 def list_methods(*, gold_standard: bool | None = None) -> list[str]:

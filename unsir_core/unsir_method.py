@@ -104,6 +104,13 @@ def calibrated_unsir_config(dataset: str, model: str, recipes: str = "official")
     },
     unknown_model_preset="calibrated",
     check=check_config,
+    headline=True,
+    flag_names={"batch_size": "unsir_batch_size"},  # training has its own batch size
+    preset_help="tuned: this project's defaults for the data set, model and --recipe set; fast: those with fewer "
+    "passes (500 per class in Dr_sub, 1 repair epoch, 10 noise steps, 3 stages frozen); official: the paper "
+    "notebook's values; calibrated: fast's passes with 1000 per class in Dr_sub, impair and repair lr chosen "
+    "for the model on held-out retained images (docs/method.md). Default: tuned, or calibrated with --original "
+    "(its recipe is unknown)",
 )
 def _unsir_method(task: UnlearningTask, cfg: UnsirConfig) -> UnlearnResult:
     retain = retained_classes(task.forget_classes, task.num_classes)

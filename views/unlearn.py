@@ -13,7 +13,7 @@ from unsir_core.errors import UnsirError
 from unsir_core.evaluation import list_metrics
 from unsir_core.experiment import ExperimentConfig
 from unsir_core.jobs import Job
-from unsir_core.methods import get_method, method_config, method_knobs, unlearning_methods
+from unsir_core.methods import get_method, headline_method, method_config, method_knobs, unlearning_methods
 
 s = page_setup("Unlearn")
 teaching(
@@ -40,7 +40,7 @@ labels = {m: f"{m} ({'reads forget data' if get_method(m).reads_forget else 'zer
 methods = st.multiselect(
     "Methods",
     offered,
-    default=["unsir"],
+    default=[headline_method().name],
     format_func=labels.get,
     help="The retrained gold standard is always trained (or taken from the cache) alongside.",
 )
@@ -50,10 +50,10 @@ ablation = st.checkbox(
     help="Also run UNSIR with random noise (drawn, not optimised) and without noise (the impair epoch on the "
     "retained subset alone), with UNSIR's hyper-parameters, in the same job.",
 )
-if ablation and "unsir" not in methods:
-    methods = ["unsir", *methods]
 if ablation:
-    methods += [m for m in ("unsir_random_noise", "unsir_no_noise") if m not in methods]
+    headline = headline_method()
+    methods = [*([] if headline.name in methods else [headline.name]), *methods]
+    methods += [m for m in headline.variants() if m not in methods]
 
 overrides, presets = [], {}
 for m in methods:
