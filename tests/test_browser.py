@@ -25,7 +25,11 @@ if os.environ.get("UNSIR_REQUIRE_BROWSER") == "1":  # CI: a browser test that do
 
     assert CHROMIUM is not None, "UNSIR_REQUIRE_BROWSER=1 but there is no Chromium (apt-get install -y chromium)"
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (apt-get install -y chromium)")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary (apt-get install -y chromium)"),
+    pytest.mark.browser,
+    pytest.mark.slow,
+]
 JOB_TIMEOUT_MS = 600_000
 
 

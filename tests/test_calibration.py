@@ -23,6 +23,8 @@ from unsir_core.unsir import UnsirConfig, impair_and_repair, prepare
 
 from .conftest import state_equal
 
+pytestmark = pytest.mark.slow  # each test runs the calibration's trials
+
 CPU = torch.device("cpu")
 NAME = "resnet18"  # trained_digits_model's architecture
 # digits' calibrated preset with less work per trial (the choice, not the quality, is tested here)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from unsir_core import distributed
@@ -35,6 +36,7 @@ def test_outside_torchrun_nothing_is_distributed(monkeypatch):
     assert distributed.all_sum([1.0, 2.0], torch.device("cpu")) == [1.0, 2.0]
 
 
+@pytest.mark.slow
 def test_torchrun_trains_one_model_on_two_processes(tmp_path):
     from unsir_core.checkpoints import read_metadata
     from unsir_core.datasets import load_dataset
@@ -68,6 +70,7 @@ def test_torchrun_trains_one_model_on_two_processes(tmp_path):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_torchrun_experiment_trains_both_reference_models_on_two_processes(tmp_path):
     from unsir_core.checkpoints import read_metadata
 
