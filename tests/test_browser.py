@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.dashboard import LAUNCH_ARGS, chromium, serve
+from .browser import LAUNCH_ARGS, chromium, serve
 
 CHROMIUM = chromium()
 if os.environ.get("UNSIR_REQUIRE_BROWSER") == "1":  # CI: a browser test that does not run is a failure
