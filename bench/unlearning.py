@@ -26,19 +26,18 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import notebook  # noqa: F401  (registers unsir_notebook, the official notebook with its defects)
 import torch
 from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, time_retraining, write_result
 
-from unsir_core.config import with_overrides
 from unsir_core.data import resolve_classes
 from unsir_core.datasets import load_dataset
 from unsir_core.errors import UnsirError
 from unsir_core.evaluation import EvalContext, EvalSplits, extra_metrics
 from unsir_core.experiment import ExperimentConfig
-from unsir_core.methods import TUNED, get_method, method_config, unlearn
+from unsir_core.methods import TUNED, headline_method, method_config, parse_method_overrides, unlearn
 from unsir_core.metrics import split_accuracy
 from unsir_core.model_cache import trained_model
 from unsir_core.paths import default_cache_dir
@@ -65,8 +64,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="0", help="unlearning seeds (Dr_sub, noise, batch order)")
     p.add_argument("--model-seed", type=int, default=0, help="seed of the original (and retrained) model")
     p.add_argument("--methods", default="unsir,finetune,neggrad,fisher")
-    p.add_argument("--preset", choices=get_method("unsir").preset_names(), default=TUNED, help="UNSIR starting config")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="UNSIR config override")
+    headline = headline_method()
+    p.add_argument(
+        "--preset", choices=headline.preset_names(), default=TUNED, help=f"{headline.name}'s starting config"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="METHOD.FIELD=VALUE",
+        help="change one hyper-parameter of a method, as on the command line (e.g. unsir.impair_lr=0.01)",
+    )
     add_recipe_argument(p)
     p.add_argument("--metrics", default="", help="extra metrics per run: relearn, mia (comma-separated)")
     p.add_argument("--retrain-epochs", type=int, default=1, help="epochs timed when no retrained model is cached")
@@ -83,11 +91,16 @@ def main(argv: list[str] | None = None) -> None:
     extra = [m for m in args.metrics.split(",") if m]
     relearn_fraction = ExperimentConfig.relearn_fraction  # the experiment's threshold: 90 % of the original's
     recipes = recipe_set(args.recipe)
-    configs = {m: method_config(m, args.dataset, args.model, recipes=recipes) for m in methods}
-    if "unsir" in configs:
-        configs["unsir"] = with_overrides(
-            method_config("unsir", args.dataset, args.model, preset=args.preset, recipes=recipes), args.set
+    configs = {
+        m: method_config(
+            m, args.dataset, args.model, preset=args.preset if m == headline.name else TUNED, recipes=recipes
         )
+        for m in methods
+    }
+    for method, field, value in parse_method_overrides(args.set):
+        if method not in configs:
+            raise UnsirError(f"--set {method}.{field}: {method} is not among --methods")
+        configs[method] = replace(configs[method], **{field: value})
 
     original, original_meta = trained_model(
         data, args.model, recipe, range(data.num_classes), device, seed=args.model_seed, cache_dir=cache_dir
