@@ -178,12 +178,37 @@ def signal_check(original, entry: Entry, data, c: int, device: torch.device) -> 
     return rows
 
 
+def original(entry: Entry, seed: int, data, device: torch.device, path: Path, reuse: bool):
+    """The entry's original of ``seed``, its training seconds and whether it was reused: trained here
+    and saved at ``path`` as a user would hand it over (a ``.pt`` state_dict, beside it a ``.json``
+    with the recipe and the time), or, with ``reuse``, read back from there when an earlier run
+    trained it with the same recipe."""
+    record = path.with_suffix(".json")
+    recipe = asdict(entry.recipe)
+    if reuse and path.exists() and record.exists():
+        meta = json.loads(record.read_text())
+        if meta.get("recipe") == recipe and meta.get("model") == entry.model:
+            model = create_model(entry.model, data.num_classes, image_size=data.image_shape[-1])
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return model.to(device), float(meta["train_seconds"]), True
+    model, seconds = train_outside(entry, seed, data, device)
+    torch.save(model.state_dict(), path)  # what a user hands over
+    record.write_text(json.dumps({"model": entry.model, "recipe": recipe, "seed": seed, "train_seconds": seconds}))
+    return model, seconds, False
+
+
 def main() -> None:
     p = base_parser(__doc__)
     p.add_argument("--only", help="comma-separated data sets or entry names to run (default: all)")
     p.add_argument("--presets", default=",".join(PRESETS), help=f"UNSIR presets (default {','.join(PRESETS)})")
     p.add_argument("--signal-check", action="store_true", help="also measure the signal against test forget accuracy")
     p.add_argument("--checkpoints", default=str(ROOT / "bench" / "cache" / "zoo"), help="where the originals go")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take an original trained by an earlier run with the same recipe from --checkpoints (with the training "
+        "time measured then, for the retraining figure) instead of training it again",
+    )
     p.add_argument("--out", required=True)
     args = p.parse_args()
     only = set(args.only.split(",")) if args.only else None
@@ -196,9 +221,8 @@ def main() -> None:
             continue
         data = load_dataset(entry.dataset, args.data_dir)
         for seed in entry.seeds:
-            model, train_seconds = train_outside(entry, seed, data, device)
             path = folder / f"{entry.name}-seed{seed}.pt"
-            torch.save(model.state_dict(), path)  # what a user hands over
+            model, train_seconds, reused = original(entry, seed, data, device, path, reuse=args.reuse)
             logits = predict(model, data.test.images, data.normalize, device)
             test_acc = accuracy(logits, data.test.labels)
             print(f"{entry.name} seed {seed}: trained in {train_seconds:.1f} s, test accuracy {test_acc:.4f}")
@@ -211,6 +235,7 @@ def main() -> None:
                     "model_seed": seed,
                     "forget": c,
                     "train_seconds": train_seconds,
+                    "original_reused": reused,  # trained (and timed) by an earlier run
                     "retrain_seconds": train_seconds * (1 - float((data.train.labels == c).float().mean())),
                     "presets": {},
                 }

@@ -418,3 +418,30 @@ def test_the_report_names_a_forget_class_whose_seeds_are_not_all_run(monkeypatch
     a = {"seeds": [0, 1, 2], "per_class": [{"forget_names": ["cat"], "per_seed": runs}]}
     a["per_class"].append({"forget_names": ["dog"], "per_seed": runs[:1]})
     assert report.forget_sets(a) == "cat, dog (seeds [0] so far)"
+
+
+def test_the_zoo_reuses_an_original_only_with_the_recipe_and_time_it_was_trained_with(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import zoo
+
+    from unsir_core.datasets import load_dataset
+    from unsir_core.models import create_model
+
+    data = load_dataset("digits")
+    trained = []
+
+    def fake_training(entry, seed, data, device):
+        trained.append(entry.recipe)
+        return create_model(entry.model, data.num_classes), 12.5
+
+    monkeypatch.setattr(zoo, "train_outside", fake_training)
+    entry = zoo.Entry("toy", "digits", "allcnn", zoo.Recipe("adam", 1e-3, 1), (1,))
+    path = tmp_path / "toy-seed0.pt"
+    first, seconds, reused = zoo.original(entry, 0, data, torch.device("cpu"), path, reuse=True)
+    assert (seconds, reused, len(trained)) == (12.5, False, 1) and path.exists()
+    again, seconds, reused = zoo.original(entry, 0, data, torch.device("cpu"), path, reuse=True)
+    assert (seconds, reused, len(trained)) == (12.5, True, 1)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True))
+    other = zoo.Entry("toy", "digits", "allcnn", zoo.Recipe("adam", 1e-3, 2), (1,))  # another recipe: trained anew
+    assert zoo.original(other, 0, data, torch.device("cpu"), path, reuse=True)[2] is False and len(trained) == 2
+    assert zoo.original(other, 0, data, torch.device("cpu"), path, reuse=False)[2] is False and len(trained) == 3
