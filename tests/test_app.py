@@ -159,7 +159,7 @@ def test_the_summary_table_shows_each_figure_at_its_own_precision():
 def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     """Class 3 with UNSIR and the default metrics: the job runs in the background queue, the
     Inspect page shows the numbers, both charts and the GradCAM grid, the Runs page exports."""
-    from ui.jobs import job_queue
+    from ui.job_panel import job_queue
 
     at = app("views/unlearn.py")
     assert at.multiselect[0].value == ["3: 3"] and at.multiselect[1].value == ["unsir"]
@@ -200,7 +200,7 @@ def test_the_whole_flow_unlearn_inspect_compare_export(runs_dir):
     assert len(charts) == 3
     assert charts[1]["layout"]["yaxis"]["type"] == "log"
     assert "MIA worst member rate" in json.dumps(charts[2])
-    from ui.report import build_report
+    from ui.audit_report import build_report
     from unsir_core.runs import read_run
 
     report = build_report(read_run(run))
@@ -324,7 +324,7 @@ def test_inspect_shows_inside_the_model_and_runs_and_report_compare_it(runs_dir)
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     audit = next(t for t in titles if t.startswith("Audit figures per run"))
     assert all(label in audit for label in ("probe forget acc (linear)", "ToW", "ZRF", "MIA worst member rate"))
-    from ui.report import build_report
+    from ui.audit_report import build_report
     from unsir_core.runs import read_run
 
     report = build_report(read_run(run))
@@ -337,7 +337,7 @@ def test_the_noise_question_runs_unsir_and_its_ablations_in_one_job():
     assert not at.exception
     expanders = [e.label for e in at.expander]
     assert "unsir hyper-parameters" in expanders and not any("noise hyper" in e for e in expanders)
-    from ui.jobs import job_queue
+    from ui.job_panel import job_queue
 
     before = len(job_queue().jobs())
     at.button[0].click().run()
@@ -347,11 +347,11 @@ def test_the_noise_question_runs_unsir_and_its_ablations_in_one_job():
 
 
 def test_a_preset_chosen_on_the_unlearn_page_is_what_the_job_runs(monkeypatch):
-    import ui.jobs
+    import ui.job_panel
     from unsir_core.unsir_method import FAST_CHANGES
 
     submitted = []
-    monkeypatch.setattr(ui.jobs, "submit_experiment", lambda cfg, label: submitted.append(cfg))
+    monkeypatch.setattr(ui.job_panel, "submit_experiment", lambda cfg, label: submitted.append(cfg))
     at = app("views/unlearn.py")
     preset = next(w for w in at.selectbox if w.label == "Preset")
     assert preset.options == ["tuned", "fast", "official", "calibrated"] and preset.value == "tuned"

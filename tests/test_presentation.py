@@ -75,7 +75,7 @@ def test_a_metric_registered_in_one_place_is_shown_everywhere(toy_metric, tmp_pa
     assert any("toy first logit" in json.dumps(json.loads(c.proto.spec)) for c in at.get("plotly_chart"))
 
     # the HTML audit report
-    from ui.report import build_report
+    from ui.audit_report import build_report
 
     report = build_report(metrics)
     assert "toy first logit" in report and html.escape(TEACHING) in report

@@ -4,7 +4,7 @@ import streamlit as st
 import torch
 
 from ui import charts
-from ui.jobs import TRAIN, live_jobs, submit_training
+from ui.job_panel import TRAIN, live_jobs, submit_training
 from ui.layout import page_setup, teaching, user_message
 from ui.loaders import data_or_stop, original_path, settings_data, test_logits
 from ui.state import Keys

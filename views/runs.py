@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from ui import charts
+from ui.audit_report import build_report
 from ui.layout import page_setup, teaching
-from ui.report import build_report
 from ui.runstore import stored_runs
 from unsir_core.errors import UnsirError
 from unsir_core.runs import read_run

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.jobs import UNLEARN, live_jobs, submit_experiment
+from ui.job_panel import UNLEARN, live_jobs, submit_experiment
 from ui.layout import page_setup, teaching, user_message
 from ui.loaders import data_or_stop, settings_data
 from ui.present import metrics_help
