@@ -4,7 +4,7 @@ of them beyond the seed spread. Prints tables, writes JSON (after each seed of e
 so an interrupted run keeps what it measured and ``--resume`` goes on from the next seed;
 ``--redo METHODS`` measures some methods again on the runs kept, after a fix to them).
 
-    python bench/audit.py --dataset cifar10 --model resnet18 --forget 3,5,9 --seeds 0,1,2 \\
+    python -m bench.audit --dataset cifar10 --model resnet18 --forget 3,5,9 --seeds 0,1,2 \\
         --out bench/results/cifar10_resnet18_audit.json
 
 Each (forget class, seed) is one experiment (``unsir_core.experiment``): the original and the
@@ -28,8 +28,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, write_result
-
+from bench.common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, write_result
 from unsir_core.errors import UnsirError
 from unsir_core.evaluation import list_metrics, presentations, table_columns
 from unsir_core.experiment import ExperimentConfig, run_experiment

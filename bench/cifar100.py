@@ -1,8 +1,8 @@
 """The paper's CIFAR-100 experiment: forget 20 classes at once from an ImageNet-pretrained
 ResNet18 fine-tuned on CIFAR-100 (paper: retain accuracy 77.88 % before, 75.38 % after UNSIR).
 
-    python bench/cifar100.py                      # classes 0-19, seeds 0,1,2, UNSIR and the baselines
-    python bench/cifar100.py --seeds 0 --methods unsir --out /tmp/c100.json
+    python -m bench.cifar100                      # classes 0-19, seeds 0,1,2, UNSIR and the baselines
+    python -m bench.cifar100 --seeds 0 --methods unsir --out /tmp/c100.json
 
 It is bench/unlearning.py with this setting's arguments (any of its options can be added and
 win over these). It needs CIFAR-100 (the official ``cifar-100-python.tar.gz`` in the data
@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import sys
 
-from common import ROOT
-from unlearning import main
-
+from bench.common import ROOT
+from bench.unlearning import main
 from unsir_core.errors import UnsirError
 
 DEFAULTS = [

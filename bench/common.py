@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: the import path, the common arguments, writing a result. (Typed
+"""What the benchmark scripts share: the common arguments, writing a result. (Typed
 ``FIELD=VALUE`` changes are ``unsir_core.config.with_overrides``, as on the command line.)"""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as `python bench/<script>.py` from anywhere
 
 
 def base_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -24,8 +23,8 @@ def base_parser(doc: str | None) -> argparse.ArgumentParser:
 
 
 def command() -> str:
-    """The command line as invoked (``python bench/<script>.py ...``), for the result's record."""
-    return shlex.join(["python", f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
+    """The command line as invoked (``python -m bench.<script> ...``), for the result's record."""
+    return shlex.join(["python", "-m", f"bench.{Path(sys.argv[0]).stem}", *sys.argv[1:]])
 
 
 def write_result(path: str | Path, payload: dict) -> None:

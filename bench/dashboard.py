@@ -2,8 +2,8 @@
 comparison of original, unlearned and retrained models; and the same experiment on the CLI,
 in the same run, for the ratio. Prints a table, writes JSON.
 
-    python bench/dashboard.py --repeat 3 --out bench/results/dashboard.json
-    python bench/dashboard.py --repeat 3 --baseline 6069fc4 --out bench/results/dashboard.json
+    python -m bench.dashboard --repeat 3 --out bench/results/dashboard.json
+    python -m bench.dashboard --repeat 3 --baseline 6069fc4 --out bench/results/dashboard.json
 
 With ``--baseline REV`` the same path is also timed on another commit (checked out in a
 temporary git worktree, run with this environment), alternating with the working tree in every
@@ -32,11 +32,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from bench.common import command, write_result  # noqa: E402  (after the import path is set)
-from tests.browser import LAUNCH_ARGS, chromium, serve  # noqa: E402
+from bench.common import ROOT, command, write_result
+from tests.browser import LAUNCH_ARGS, chromium, serve
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """Training time in one process against several (torchrun, DistributedDataParallel); print a
 table, write JSON.
 
-    python bench/distributed.py --dataset fashionmnist --model resnet18 --epochs 1 --processes 1,2 \\
+    python -m bench.distributed --dataset fashionmnist --model resnet18 --epochs 1 --processes 1,2 \\
         --out bench/results/distributed_fashionmnist_resnet18.json
 
 Each process count trains the data set's recipe (``--recipe``) for ``--epochs`` epochs from the
@@ -22,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, base_parser, command, write_result
-
+from bench.common import ROOT, base_parser, command, write_result
 from unsir_core.checkpoints import read_metadata
 from unsir_core.cli import int_list
 from unsir_core.provenance import environment

@@ -77,7 +77,7 @@ if want sweep; then
   if [ -z "$dataset" ]; then
     echo "sweep: skipped, neither Fashion-MNIST nor CIFAR-10 is in $UNSIR_DATA_DIR" | tee -a "$summary"
   else
-    step "sweep_$dataset" 300 $py bench/sweep.py --dataset "$dataset" --model resnet18 --recipe fast --classes 3 \
+    step "sweep_$dataset" 300 $py -m bench.sweep --dataset "$dataset" --model resnet18 --recipe fast --classes 3 \
       --seeds 0 --point tuned: --point fast:preset=fast --point calibrated:preset=calibrated \
       --point official:preset=official --time-retrain official,fast --retrain-epochs 2 --device "$device" \
       --out "$out/sweep_${dataset}_resnet18_fast.json"
@@ -85,12 +85,12 @@ if want sweep; then
 fi
 
 if want zoo; then
-  step zoo 300 $py bench/zoo.py --only cifar10,fashionmnist --signal-check --device "$device" --out "$out/zoo.json"
+  step zoo 300 $py -m bench.zoo --only cifar10,fashionmnist --signal-check --device "$device" --out "$out/zoo.json"
 fi
 
 if want own; then
   if have_cifar; then
-    step own_model 200 $py bench/sweep.py --dataset cifar10 --model resnet18 --recipe fast --classes 3,5,9 \
+    step own_model 200 $py -m bench.sweep --dataset cifar10 --model resnet18 --recipe fast --classes 3,5,9 \
       --seeds 0,1,2 --point calibrated:preset=calibrated --point tuned: --point fast:preset=fast \
       --time-retrain official --retrain-epochs 2 --device "$device" \
       --out "$out/sweep_cifar10_resnet18_fast_calibrated.json"
@@ -102,7 +102,7 @@ fi
 if want seeds; then
   for seed in 1 2; do
     have_cifar || { echo "seeds: skipped, CIFAR-10 is not in $UNSIR_DATA_DIR" | tee -a "$summary"; break; }
-    step "model_seed_$seed" 120 $py bench/sweep.py --dataset cifar10 --model resnet18 --recipe fast \
+    step "model_seed_$seed" 120 $py -m bench.sweep --dataset cifar10 --model resnet18 --recipe fast \
       --model-seed "$seed" --classes 0,1,2,3,4,5,6,7,8,9 --seeds 0 --point fast:preset=fast \
       --point "fast_no_noise:preset=fast;noise=none" --point calibrated:preset=calibrated --device "$device" \
       --out "$out/sweep_cifar10_resnet18_fast_modelseed${seed}.json"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import time
 
-import common  # noqa: F401  (the import path)
 import torch
 import torch.nn.functional as F
 

@@ -1,7 +1,7 @@
 """Where a training step's time goes, and which memory format / compilation is fastest here.
 
-    python bench/profile_step.py --model resnet18 --steps 20 --out bench/results/profile_step.json
-    python bench/profile_step.py --batch 64 --fused --steps 40 --out bench/results/profile_step_resnet18_b64_cpu.json
+    python -m bench.profile_step --model resnet18 --steps 20 --out bench/results/profile_step.json
+    python -m bench.profile_step --batch 64 --fused --steps 40 --out bench/results/profile_step_resnet18_b64_cpu.json
 
 Times one optimiser step (forward, cross-entropy, backward, Adam) of ``--model`` on a batch of
 CIFAR-shaped inputs, for every variant side by side in one run, interleaved (variant A, B, A,
@@ -21,8 +21,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import base_parser, command, write_result
 
+from bench.common import base_parser, command, write_result
 from unsir_core.models import create_model
 from unsir_core.provenance import environment
 from unsir_core.runtime import resolve_device

@@ -5,9 +5,9 @@ A recipe named in ``--timing-epochs NAME=N`` is trained for N epochs only and it
 to its full epoch count (its accuracy is then not measured here: say where it comes from).
 Every fully trained model goes to the model cache, so that later benchmarks reuse it.
 
-    python bench/recipes.py --dataset cifar10 --models resnet18 --recipes fast,official \\
+    python -m bench.recipes --dataset cifar10 --models resnet18 --recipes fast,official \\
         --timing-epochs official=2 --out bench/results/recipes_cifar10.json
-    python bench/recipes.py --dataset digits --recipes official --variant 2ep:epochs=2 \\
+    python -m bench.recipes --dataset digits --recipes official --variant 2ep:epochs=2 \\
         --variant 4ep:epochs=4 --seeds 0,1,2 --out bench/results/recipes_digits_resnet18.json
 
 ``--variant NAME:FIELD=VALUE;...`` adds a recipe: the first set's with the changes (an ablation
@@ -20,8 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-from common import base_parser, command, named_changes, timed_epochs, write_result
-
+from bench.common import base_parser, command, named_changes, timed_epochs, write_result
 from unsir_core.cli import int_list
 from unsir_core.config import with_overrides
 from unsir_core.datasets import load_dataset

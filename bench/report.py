@@ -1,7 +1,7 @@
 """Write bench/results/README.md (tables) and bench/results/plots/*.html from the JSON results.
 
-    python bench/report.py                 # every bench/results/*.json
-    python bench/report.py --results DIR
+    python -m bench.report                 # every bench/results/*.json
+    python -m bench.report --results DIR
 
 Reads the outputs of bench/unlearning.py (one per data set and model, keys ``per_class`` and
 ``speedup_vs_retrain``), of bench/sweep.py (``method`` and ``rows``: the Dr_sub trade-off chart)
@@ -21,9 +21,9 @@ import json
 import statistics
 from pathlib import Path
 
-from common import ROOT
 from plotly.subplots import make_subplots
 
+from bench.common import ROOT
 from unsir_core.evaluation import table_columns
 from unsir_core.presentation import BENCH, Column, bench_label, format_bench
 
@@ -568,7 +568,7 @@ def main() -> None:
         "",
         "Made by `bench/unlearning.py`, `bench/sweep.py`, `bench/recipes.py`, `bench/distributed.py`, "
         "`bench/audit.py`, `bench/zoo.py` and `bench/dashboard.py`; this file by "
-        "`python bench/report.py`. Every figure below was measured by the command shown with it, on the machine it "
+        "`python -m bench.report`. Every figure below was measured by the command shown with it, on the machine it "
         "names. Accuracies are on the test split.",
         "",
         *paper_section(benches),

@@ -3,15 +3,15 @@ write JSON.
 
 Example (CIFAR-10 ResNet18, classes 3 and 5, two UNSIR impair learning rates):
 
-    python bench/sweep.py --dataset cifar10 --model resnet18 --classes 3,5 \
+    python -m bench.sweep --dataset cifar10 --model resnet18 --classes 3,5 \
         --grid impair_lr=0.005,0.01 --grid repair_lr=0.001 --out bench/results/sweep.json
 
-    python bench/sweep.py --method neggrad --grid ascent_weight=0.2,0.5 --grid epochs=1,2
+    python -m bench.sweep --method neggrad --grid ascent_weight=0.2,0.5 --grid epochs=1,2
 
 Named points instead of a grid compare levers and presets, each against the same runs
 (``preset=NAME`` starts a point from one of the method's presets):
 
-    python bench/sweep.py --recipe fast --classes 3,5,9 --seeds 0 \
+    python -m bench.sweep --recipe fast --classes 3,5,9 --seeds 0 \
         --point "tuned:" --point "bf16:precision=bf16" --point "official:preset=official"
 
 Every grid point (or named point) runs the method (any name from ``python -m unsir_core
@@ -26,7 +26,7 @@ import itertools
 import statistics
 from dataclasses import asdict, replace
 
-from common import (
+from bench.common import (
     add_recipe_argument,
     base_parser,
     command,
@@ -36,7 +36,6 @@ from common import (
     time_retraining,
     write_result,
 )
-
 from unsir_core.cli import int_list
 from unsir_core.config import typed_value, with_overrides
 from unsir_core.datasets import load_dataset

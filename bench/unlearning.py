@@ -2,12 +2,12 @@
 
 Reproduces the paper's CIFAR-10 comparison side by side on this machine:
 
-    python bench/unlearning.py --dataset cifar10 --model resnet18 --forget all --seeds 0,1,2 \
+    python -m bench.unlearning --dataset cifar10 --model resnet18 --forget all --seeds 0,1,2 \
         --methods unsir,finetune,neggrad,fisher --out bench/results/cifar10_resnet18.json
 
-    python bench/unlearning.py --model allcnn --forget 3,5,8 --seeds 0
-    python bench/unlearning.py --forget "2,8;0,1,2;0,1,2,3,4" --out bench/results/cifar10_resnet18_multi.json
-    python bench/unlearning.py --forget 3 --preset official --methods unsir,unsir_notebook  # what the fixes change
+    python -m bench.unlearning --model allcnn --forget 3,5,8 --seeds 0
+    python -m bench.unlearning --forget "2,8;0,1,2;0,1,2,3,4" --out bench/results/cifar10_resnet18_multi.json
+    python -m bench.unlearning --forget 3 --preset official --methods unsir,unsir_notebook  # what the fixes change
 
 Every forget set (``--forget``: ``all`` = each class alone, or sets separated by ``;``) is
 unlearned once per seed by every method, all from the same original model (``--model-seed``,
@@ -28,10 +28,18 @@ import statistics
 import time
 from dataclasses import asdict, replace
 
-import notebook  # noqa: F401  (registers unsir_notebook, the official notebook with its defects)
 import torch
-from common import add_recipe_argument, base_parser, command, recipe_from, recipe_set, time_retraining, write_result
 
+from bench import notebook  # noqa: F401  (registers unsir_notebook, the official notebook with its defects)
+from bench.common import (
+    add_recipe_argument,
+    base_parser,
+    command,
+    recipe_from,
+    recipe_set,
+    time_retraining,
+    write_result,
+)
 from unsir_core.data import resolve_classes
 from unsir_core.datasets import load_dataset
 from unsir_core.errors import UnsirError

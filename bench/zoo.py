@@ -13,8 +13,8 @@ training time scaled to the retained share of the training set (same loop, same 
 class) and measures each trial's TEST forget accuracy (which the calibration never sees), to
 show how well its forgetting signal predicts it.
 
-    python bench/zoo.py --only digits,fashionmnist --signal-check --out bench/results/zoo_small.json
-    python bench/zoo.py --only cifar10 --out bench/results/zoo_cifar10.json
+    python -m bench.zoo --only digits,fashionmnist --signal-check --out bench/results/zoo_small.json
+    python -m bench.zoo --only cifar10 --out bench/results/zoo_cifar10.json
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import ROOT, base_parser, command, write_result
 
+from bench.common import ROOT, base_parser, command, write_result
 from unsir_core.calibration import calibrated_unsir, holdout_size
 from unsir_core.cli import main as cli_main
 from unsir_core.data import retained_classes

@@ -23,7 +23,8 @@ def test_unlearning_benchmark_and_report(tmp_path):
     results = tmp_path / "results"
     out = results / "digits_resnet18.json"
     stdout = run(
-        "bench/unlearning.py",
+        "-m",
+        "bench.unlearning",
         "--dataset",
         "digits",
         "--forget",
@@ -47,7 +48,7 @@ def test_unlearning_benchmark_and_report(tmp_path):
     assert "speedup_vs_retrain" in stdout
     b = json.loads(out.read_text())
     assert b["recipe"]["epochs"] == 3  # --recipe changed the original's training (digits' recipe: 4)
-    assert b["command"].startswith("python bench/unlearning.py --dataset digits")
+    assert b["command"].startswith("python -m bench.unlearning --dataset digits")
 
     assert [s["forget"] for s in b["per_class"]] == [[3], [2, 8]]
     assert b["configs"]["unsir"]["noise_steps"] == 5 and b["configs"]["unsir"]["repair_epochs"] == 1
@@ -77,7 +78,8 @@ def test_unlearning_benchmark_and_report(tmp_path):
 
     baseline = results / "digits_resnet18_neggrad.json"  # a baseline alone: no UNSIR to compare speeds with
     run(
-        "bench/unlearning.py",
+        "-m",
+        "bench.unlearning",
         "--dataset",
         "digits",
         "--forget",
@@ -93,16 +95,21 @@ def test_unlearning_benchmark_and_report(tmp_path):
     assert "speedup_vs_retrain" not in json.loads(baseline.read_text())
 
     median = {"open_seconds": 5.25, "click_to_comparison_seconds": 53.5, "job_seconds": 51.0}
-    dashboard = {"command": "bench/dashboard.py", "rows": [{}], "environment": b["environment"], "median": median}
+    dashboard = {
+        "command": "python -m bench.dashboard",
+        "rows": [{}],
+        "environment": b["environment"],
+        "median": median,
+    }
     (results / "dashboard.json").write_text(json.dumps(dashboard))  # bench/dashboard.py's shape (needs Chromium)
-    run("bench/report.py", "--results", str(results), cache=tmp_path / "cache")
+    run("-m", "bench.report", "--results", str(results), cache=tmp_path / "cache")
     readme = (results / "README.md").read_text()
     assert "## Dashboard" in readme and "| **opening to comparison** | **58.8** |" in readme
     assert "Sweep" not in readme  # a dashboard file is not taken for a sweep (both have "rows")
     before = {**median, "job_seconds": 102.0, "click_to_comparison_seconds": 107.0}
     compared = {**dashboard, "baseline": {"rev": "6069fc4", "rows": [{}], "median": before}}
     (results / "dashboard.json").write_text(json.dumps(compared))  # --baseline: before and after, one run
-    run("bench/report.py", "--results", str(results), cache=tmp_path / "cache")
+    run("-m", "bench.report", "--results", str(results), cache=tmp_path / "cache")
     readme = (results / "README.md").read_text()
     assert "the baseline `6069fc4` timed in the same run" in readme
     assert "| click Unlearn -> job finished | 102.0 | 51.0 | 2.00x |" in readme
@@ -121,7 +128,8 @@ def test_sweep_varies_the_unlearning_seed_on_one_original(tmp_path):
     for seed in ("1", "2"):
         out = tmp_path / f"sweep{seed}.json"
         run(
-            "bench/sweep.py",
+            "-m",
+            "bench.sweep",
             "--dataset",
             "digits",
             "--classes",
@@ -145,13 +153,23 @@ def test_sweep_varies_the_unlearning_seed_on_one_original(tmp_path):
 def test_sweep_compares_named_points_over_seeds_with_retraining_timed(tmp_path):
     cache, out = tmp_path / "cache", tmp_path / "sweep_points.json"
     bad = run(
-        "bench/sweep.py", "--dataset", "digits", "--point", "x:impair_lr", "--out", str(out), cache=cache, check=False
+        "-m",
+        "bench.sweep",
+        "--dataset",
+        "digits",
+        "--point",
+        "x:impair_lr",
+        "--out",
+        str(out),
+        cache=cache,
+        check=False,
     )
     assert bad.returncode != 0 and "'impair_lr': expected FIELD=VALUE" in bad.stderr
     assert not out.exists() and not list(cache.rglob("*.safetensors"))  # refused before any training
     points = ["tuned:", "cheap:noise_steps=2;repair_epochs=1", "official:preset=official;dr_sub_per_class=40"]
     run(
-        "bench/sweep.py",
+        "-m",
+        "bench.sweep",
         *("--dataset", "digits", "--classes", "3", "--seeds", "0,1", "--time-retrain", "official,fast"),
         *(arg for point in points for arg in ("--point", point)),
         *("--out", str(out)),
@@ -168,7 +186,7 @@ def test_sweep_compares_named_points_over_seeds_with_retraining_timed(tmp_path):
     # digits trains the same with both sets: one measured retraining (1 epoch, scaled) each
     assert set(s["retrain"]) == {"official", "fast"} and all(t["scaled"] for t in s["retrain"].values())
     out.write_text(json.dumps(s | {"caveats": ["timed beside other work"]}))  # added by hand after a run
-    run("bench/report.py", "--results", str(tmp_path), cache=cache)
+    run("-m", "bench.report", "--results", str(tmp_path), cache=cache)
     readme = (tmp_path / "README.md").read_text()
     assert "seeds 0, 1" in readme and "speed-up vs official retraining" in readme
     assert "**Caveat:** timed beside other work" in readme
@@ -178,7 +196,8 @@ def test_sweep_compares_named_points_over_seeds_with_retraining_timed(tmp_path):
 def test_cifar100_script_says_what_is_missing_and_runs_nothing(tmp_path):
     offline = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}  # no download attempt
     out = run(
-        "bench/cifar100.py",
+        "-m",
+        "bench.cifar100",
         "--data-dir",
         str(tmp_path / "data"),
         "--out",
@@ -197,7 +216,8 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     args = "--dataset digits --forget 3 --seeds 0,1 --methods unsir,unsir_no_noise --metrics mia,probe,cka,zrf,tow"
     quick = "--recipe fast --recipe epochs=2 --set unsir.noise_steps=5 --set unsir.repair_epochs=1"
     stdout = run(
-        "bench/audit.py",
+        "-m",
+        "bench.audit",
         *args.split(),
         *quick.split(),
         "--runs",
@@ -208,7 +228,7 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     ).stdout
     assert "unsir - no_noise" in stdout
     b = json.loads(out.read_text())
-    assert b["command"].startswith("python bench/audit.py --dataset digits") and b["seeds"] == [0, 1]
+    assert b["command"].startswith("python -m bench.audit --dataset digits") and b["seeds"] == [0, 1]
     assert b["recipe"]["epochs"] == 2  # the fast set's digits recipe (the official one), then epochs=2
     assert set(b["models"]) == {"original", "retrained", "unsir", "unsir_no_noise"}
     assert b["models"]["retrained"]["tow"]["mean"] == 1.0 and b["models"]["unsir"]["probe_linear_forget"]["n"] == 2
@@ -245,7 +265,7 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     interrupted["per_class"][0]["per_seed"] = interrupted["per_class"][0]["per_seed"][:1]
     interrupted["caveats"] = ["seed 0 was timed beside another job"]  # written by hand; kept by --resume
     out.write_text(json.dumps(interrupted))
-    resume = ["bench/audit.py", *args.split(), *quick.split(), "--out", str(out), "--resume"]
+    resume = ["-m", "bench.audit", *args.split(), *quick.split(), "--out", str(out), "--resume"]
     refused = run(*[a if a != "0,1" else "0,2" for a in resume], cache=tmp_path / "cache", check=False)
     assert refused.returncode != 0 and "was made with seeds [0, 1], not [0, 2]" in refused.stderr
     other_lr = run(*resume, "--set", "unsir.impair_lr=0.002", cache=tmp_path / "cache", check=False)
@@ -272,9 +292,9 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
     assert all(c["git_commit"] == first["environment"]["git_commit"] for c in b["per_class"])
     assert b["unsir_minus"]["unsir_no_noise"]["difference_by_class"]["retain_acc"]["n"] == 2
     before = json.loads(out.read_text())
-    run("bench/audit.py", "--summarise", str(out), cache=tmp_path / "cache")
+    run("-m", "bench.audit", "--summarise", str(out), cache=tmp_path / "cache")
     again = json.loads(out.read_text())
-    assert again.pop("summarised_by")["command"].startswith("python bench/audit.py --summarise")
+    assert again.pop("summarised_by")["command"].startswith("python -m bench.audit --summarise")
     assert again == before  # the same statistics from the same per-class figures
     # --redo measures one method again on every kept run (after a fix) and leaves the others' figures
     wrong = run(*resume, "--redo", "neggrad", cache=tmp_path / "cache", check=False)
@@ -291,7 +311,7 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
                 new_run["models"]["unsir_no_noise"]["forget_acc"] == old_run["models"]["unsir_no_noise"]["forget_acc"]
             )
     assert list(redone["per_class"][0]["per_seed"][0]["models"]) == list(again["per_class"][0]["per_seed"][0]["models"])
-    run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
+    run("-m", "bench.report", "--results", str(tmp_path), cache=tmp_path / "cache")
     readme = (tmp_path / "README.md").read_text()
     assert "### Audit: digits resnet18" in readme and "UNSIR minus `unsir_no_noise`" in readme
     assert "Distance to the retrained model" in readme and "| unsir_no_noise |" in readme
@@ -302,14 +322,14 @@ def test_audit_benchmark_pairs_unsir_with_its_noise_ablations(tmp_path):
 def test_recipes_benchmark_times_each_set_and_the_report_tabulates_it(tmp_path):
     out = tmp_path / "recipes.json"
     args = "--dataset digits --recipes fast,official --timing-epochs official=1 --out"
-    stdout = run("bench/recipes.py", *args.split(), str(out), cache=tmp_path / "cache").stdout
+    stdout = run("-m", "bench.recipes", *args.split(), str(out), cache=tmp_path / "cache").stdout
     assert "official" in stdout and "(scaled)" in stdout
     r = json.loads(out.read_text())
     fast, official = r["rows"]
     assert fast["recipes"] == "fast" and not fast["scaled"] and 0.5 < fast["test_accuracy"] <= 1
     assert fast["epochs"] == fast["recipe"]["epochs"] == 3 and fast["cached"] is False
     assert official["scaled"] and official["measured_epochs"] == 1 and official["test_accuracy"] is None
-    run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
+    run("-m", "bench.report", "--results", str(tmp_path), cache=tmp_path / "cache")
     readme = (tmp_path / "README.md").read_text()
     assert "### Training recipes (`recipes.json`)" in readme and "(scaled from 1)" in readme
 
@@ -317,14 +337,14 @@ def test_recipes_benchmark_times_each_set_and_the_report_tabulates_it(tmp_path):
 def test_distributed_benchmark_trains_in_one_and_two_processes_under_one_key(tmp_path):
     out = tmp_path / "distributed.json"
     args = "--dataset digits --model resnet18 --epochs 1 --processes 1,2 --out"
-    stdout = run("bench/distributed.py", *args.split(), str(out), cache=tmp_path / "cache").stdout
+    stdout = run("-m", "bench.distributed", *args.split(), str(out), cache=tmp_path / "cache").stdout
     r = json.loads(out.read_text())
     assert [(row["processes"], row["world_size"]) for row in r["rows"]] == [(1, 1), (2, 2)]
     assert r["same_checkpoint_name"] and r["rows"][0]["checkpoint"].startswith("digits-resnet18-original-")
     assert all(0 < row["train_seconds"] < row["wall_seconds"] for row in r["rows"])
     assert r["speedup_vs_first"]["1"] == 1.0 and "2" in r["median"] and r["rows"][0]["checkpoint"] in stdout
     assert not list((tmp_path / "cache").rglob("*.safetensors"))  # throwaway caches, never the user's
-    run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
+    run("-m", "bench.report", "--results", str(tmp_path), cache=tmp_path / "cache")
     readme = (tmp_path / "README.md").read_text()
     assert "## Training on several processes (torchrun)" in readme and "| 2 |" in readme
 
@@ -332,7 +352,7 @@ def test_distributed_benchmark_trains_in_one_and_two_processes_under_one_key(tmp
 def test_recipes_benchmark_trains_variants_over_seeds(tmp_path):
     out = tmp_path / "variants.json"
     args = "--dataset digits --recipes official --timing-epochs official=1 --variant 1ep:epochs=1;lr=0.002"
-    run("bench/recipes.py", *args.split(), "--seeds", "0,1", "--out", str(out), cache=tmp_path / "cache")
+    run("-m", "bench.recipes", *args.split(), "--seeds", "0,1", "--out", str(out), cache=tmp_path / "cache")
     r = json.loads(out.read_text())
     assert [(row["recipes"], row["seed"]) for row in r["rows"]] == [
         ("official", 0),
@@ -344,7 +364,7 @@ def test_recipes_benchmark_trains_variants_over_seeds(tmp_path):
     assert all(row["recipe"]["epochs"] == 1 and row["recipe"]["lr"] == 0.002 for row in one)  # the change, typed
     assert one[0]["recipe"]["batch_size"] == r["rows"][0]["recipe"]["batch_size"]  # on the first set's recipe
     assert one[0]["checkpoint"] != one[1]["checkpoint"]  # a model per seed
-    run("bench/report.py", "--results", str(tmp_path), cache=tmp_path / "cache")
+    run("-m", "bench.report", "--results", str(tmp_path), cache=tmp_path / "cache")
     readme = (tmp_path / "README.md").read_text()
     mean = 100 * sum(row["test_accuracy"] for row in one) / 2
     low = 100 * min(row["test_accuracy"] for row in one)
@@ -352,9 +372,7 @@ def test_recipes_benchmark_trains_variants_over_seeds(tmp_path):
 
 
 def test_recipe_argument_names_a_set_and_changes_fields(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    from common import recipe_from
-
+    from bench.common import recipe_from
     from unsir_core.errors import InvalidConfigError
     from unsir_core.recipes import default_recipe
 
@@ -368,9 +386,7 @@ def test_recipe_argument_names_a_set_and_changes_fields(monkeypatch):
 
 
 def test_the_audit_knows_a_reference_model_by_its_weights_not_its_figures(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    from audit import same_references
-
+    from bench.audit import same_references
     from unsir_core.errors import UnsirError
 
     def run(original_hash: str, retain_acc: float, hashes: bool = True) -> dict:
@@ -401,8 +417,7 @@ def test_weights_hash_names_the_weights_not_the_object():
 
 
 def test_the_report_leaves_out_audit_figures_no_model_has(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    import report
+    from bench import report
 
     one = {"mean": 0.5, "std": 0.0}
     a = {"models": {"original": {"forget_acc": one, "mia_worst": None}, "unsir": {"forget_acc": one, "tow": one}}}
@@ -411,8 +426,7 @@ def test_the_report_leaves_out_audit_figures_no_model_has(monkeypatch):
 
 
 def test_the_report_names_a_forget_class_whose_seeds_are_not_all_run(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    import report
+    from bench import report
 
     runs = [{"seed": s} for s in (0, 1, 2)]
     a = {"seeds": [0, 1, 2], "per_class": [{"forget_names": ["cat"], "per_seed": runs}]}
@@ -421,9 +435,7 @@ def test_the_report_names_a_forget_class_whose_seeds_are_not_all_run(monkeypatch
 
 
 def test_the_zoo_reuses_an_original_only_with_the_recipe_and_time_it_was_trained_with(tmp_path, monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    import zoo
-
+    from bench import zoo
     from unsir_core.datasets import load_dataset
     from unsir_core.models import create_model
 
