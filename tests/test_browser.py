@@ -148,7 +148,9 @@ def test_inspect_shows_what_lies_inside_the_models(tmp_path, shots):
         page.get_by_role("heading", name="Inside the model").wait_for(timeout=60_000)
         for title in ("still decodable", "Representation similarity", "Penultimate features", "Confusion matrices"):
             expect(page.get_by_text(title).first).to_be_visible(timeout=60_000)
-        expect(page.locator(".js-plotly-plot")).to_have_count(6, timeout=60_000)
+        # one chart per charted metric: predictions, layer distance, confusion, probe, CKA on the
+        # forget and on the retained classes, features; each drawn once
+        expect(page.locator(".js-plotly-plot")).to_have_count(7, timeout=60_000)
         for i, title in enumerate(
             ("still decodable", "Representation similarity", "Penultimate features", "Confusion matrices")
         ):
