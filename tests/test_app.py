@@ -133,19 +133,12 @@ def test_the_calibration_chart_shows_the_trials_the_choice_and_the_top_up():
         {"phase": "calibration_setup", "original_retain_acc": 0.99},
         {"phase": "calibration", "impair_lr": 3e-3, "retain_acc": 0.97, "signal": 0.0, "chosen": True},
         {"phase": "calibration", "impair_lr": 1e-3, "retain_acc": 0.99, "signal": 0.3, "chosen": False},
-        {
-            "phase": "calibration_top_up",
-            "top_up_epochs": 8,
-            "kept_epochs": 5,
-            "retain_acc": 0.98,
-            "signal": 0.0,
-            "taken": True,
-        },
+        {"phase": "calibration_top_up", "top_up_epochs": 8, "retain_acc": 0.98, "signal": 0.0, "taken": True},
     ]
     fig = calibration_figure(history)
     assert list(fig.data[0].x) == [1e-3, 3e-3]  # gentlest first
     star = fig.data[-1]
-    assert list(star.x) == [3e-3] and list(star.y) == [0.98] and star.name == "after 5 of 8 more repair epoch(s), kept"
+    assert list(star.x) == [3e-3] and list(star.y) == [0.98] and star.name == "after 8 more repair epoch(s), kept"
     assert len(calibration_figure(history[:3]).data) == 2  # no top-up, no star
 
 

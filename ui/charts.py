@@ -141,15 +141,6 @@ def calibration_trace(history: Sequence[Mapping]) -> list[Mapping]:
     return sorted((h for h in history if h.get("phase") == "calibration"), key=lambda h: h["impair_lr"])
 
 
-def _top_up_label(top_up: dict) -> str:
-    """What the top-up kept: some of its repair epochs (the lowest held-out loss), or none."""
-    tried = top_up["top_up_epochs"]
-    if not top_up["taken"]:
-        return f"{tried} more repair epoch(s) tried, none kept"
-    kept = top_up.get("kept_epochs", tried)  # runs stored before the top-up chose an epoch kept them all
-    return f"after {kept} of {tried} more repair epoch(s), kept"
-
-
 def calibration_figure(history: Sequence[Mapping]) -> go.Figure:
     """Each impair learning rate calibration tried (log x): the held-out retained accuracy and
     the forgetting signal, the chosen one marked."""
@@ -173,10 +164,11 @@ def calibration_figure(history: Sequence[Mapping]) -> go.Figure:
             fig.add_vline(x=h["impair_lr"], line_color=colour("unsir"), annotation_text="chosen")
             top_up = next((t for t in history if t.get("phase") == "calibration_top_up"), None)
             if top_up is not None:  # the chosen model repaired longer (small classes): kept or not
+                kept = "kept" if top_up["taken"] else "not kept"
                 fig.add_trace(
                     go.Scatter(
                         x=[h["impair_lr"]], y=[top_up["retain_acc"]], mode="markers", marker_symbol="star",
-                        marker_size=12, name=_top_up_label(top_up),
+                        marker_size=12, name=f"after {top_up['top_up_epochs']} more repair epoch(s), {kept}",
                     )
                 )  # fmt: skip
     fig.update_layout(

@@ -21,9 +21,8 @@ is tried once more with one more repair epoch (a longer repair on retained data 
 the retained classes and pushes the probes further out of the forget class), and taken if it
 forgets at a smaller cost; when the kept one costs more than ``retain_tolerance``, so is the
 kept rate itself. Where the classes hold fewer images than a full Dr_sub, the chosen trial is
-then repaired for up to the epochs a full Dr_sub would have taken (:func:`top_up_epochs`), and
-the epoch with the lowest held-out loss that still forgets and costs no more held-out accuracy
-is kept (:func:`_top_up`). The setting is
+then repaired for the epochs a full Dr_sub would have taken (:func:`top_up_epochs`), and the
+longer repair is kept if it still forgets and costs no more held-out accuracy. The setting is
 taken when its held-out accuracy (after the top-up, if kept) is within ``retain_tolerance`` of
 the original's; otherwise :class:`CalibrationError` lists every setting tried, rather than
 return a model that did not forget or was broken. The chosen trial's model is the result (the
@@ -134,13 +133,10 @@ class _Scorer:
         return cls(x, y, right.float().mean().item(), probes, labels, probe_acc)
 
     def score(self, trained: nn.Module) -> dict[str, float]:
-        logits = _outputs(trained, self.x).float()
-        retain_acc = (logits.argmax(1) == self.y).float().mean().item()
+        retain_acc = (_outputs(trained, self.x).argmax(1) == self.y).float().mean().item()
         return {
             "retain_acc": retain_acc,
             "retain_drop": self.retain_acc - retain_acc,
-            # does not saturate where accuracy does (a slice the original fits entirely)
-            "retain_loss": F.cross_entropy(logits, self.y).item(),
             "signal": (_outputs(trained, self.probes).argmax(1) == self.probe_labels).float().mean().item(),
         }
 
@@ -270,52 +266,29 @@ def top_up_epochs(cfg: UnsirConfig, dr_sub_size: int, classes: int, repair_epoch
 
 
 def _top_up(trained, record, prep, scorer, cfg, device, gen, progress) -> tuple[nn.Module, dict | None]:
-    """The chosen trial's model repaired for up to :func:`top_up_epochs` more epochs at its
-    repair rate, if any, and the top-up's record. Every epoch is scored on the held-out slice;
-    the one kept (``kept_epochs``; 0: the trial as it was) is the one with the lowest held-out
-    loss among those that still forget and cost no more held-out accuracy than the trial did.
-    Held-out accuracy alone cannot choose: on a small data set the original fits the slice
-    entirely, and the epochs the repair ends on differ on unseen images by more than it shows
-    (bench/results/NOTES.md, "The zoo with v7")."""
+    """The chosen trial's model repaired for :func:`top_up_epochs` more epochs at its repair
+    rate, if any, and the top-up's record; the longer repair is taken (the model returned is
+    it) only if it still forgets and costs no more held-out accuracy than the trial did."""
     extra = top_up_epochs(cfg, len(prep.dr_y), len(prep.dr_y.unique()), record["repair_epochs"])
     if not extra:
         return trained, None
     t = time.perf_counter()
     topped = copy.deepcopy(trained)
-    best = {"kept_epochs": 0, "retain_loss": record["retain_loss"], "state": None}
-    epochs: list[dict] = []
-
-    def judge(n: int) -> None:
-        scores = scorer.score(topped)
-        epochs.append({"epoch": n, **scores})
-        better = scores["retain_loss"] < best["retain_loss"]
-        if better and scores["signal"] <= cfg.forget_signal_max and scores["retain_drop"] <= record["retain_drop"]:
-            best.update(kept_epochs=n, retain_loss=scores["retain_loss"], state=copy.deepcopy(topped.state_dict()))
-
     longer = replace(cfg, repair_lr=record["repair_lr"], repair_epochs=extra)
     repair(topped, prep.dr_x, prep.repair_y, longer, device, generator=gen, progress=progress,
-           scaler=grad_scaler(device, cfg.precision), after_epoch=judge)  # fmt: skip
+           scaler=grad_scaler(device, cfg.precision))  # fmt: skip
     synchronize(device)
-    kept = best["kept_epochs"]
-    scores = next((e for e in epochs if e["epoch"] == kept), None) or {
-        k: record[k] for k in ("retain_acc", "retain_drop", "retain_loss", "signal")
-    }
     top_up = {
         "phase": "calibration_top_up",
         "impair_lr": record["impair_lr"],
         "repair_lr": record["repair_lr"],
-        "repair_epochs": record["repair_epochs"] + kept,
+        "repair_epochs": record["repair_epochs"] + extra,
         "top_up_epochs": extra,
-        "kept_epochs": kept,
-        **{k: scores[k] for k in ("retain_acc", "retain_drop", "retain_loss", "signal")},
-        "taken": kept > 0,
-        "epochs": epochs,
+        **scorer.score(topped),
     }
+    top_up["taken"] = top_up["signal"] <= cfg.forget_signal_max and top_up["retain_drop"] <= record["retain_drop"]
     top_up["seconds"] = time.perf_counter() - t
-    if not kept:
-        return trained, top_up
-    topped.load_state_dict(best["state"])
-    return topped, top_up
+    return (topped if top_up["taken"] else trained), top_up
 
 
 def _rng_state(device: torch.device) -> tuple:

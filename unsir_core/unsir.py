@@ -215,18 +215,14 @@ def repair(
     generator: torch.Generator | None = None,
     progress: ProgressFn | None = None,
     scaler: torch.amp.GradScaler | None = None,
-    after_epoch: Callable[[int], None] | None = None,
 ) -> list[EpochStats]:
     """``repair_epochs`` epochs (Adam, ``repair_lr``) over Dr_sub alone. ``dr_y``: labels, or
-    soft targets (N, K) when the repair distils the original model's outputs. ``after_epoch(n)``
-    is called after the n-th epoch (1-based), e.g. to score or keep the model as it is then."""
+    soft targets (N, K) when the repair distils the original model's outputs."""
     optimizer = new_optimizer(torch.optim.Adam, model.parameters(), lr=cfg.repair_lr)
-    stats = []
-    for n in range(1, cfg.repair_epochs + 1):
-        stats.append(_epoch(model, dr_x, dr_y, optimizer, cfg, device, generator, progress, "repair", scaler=scaler))
-        if after_epoch is not None:
-            after_epoch(n)
-    return stats
+    return [
+        _epoch(model, dr_x, dr_y, optimizer, cfg, device, generator, progress, "repair", scaler=scaler)
+        for _ in range(cfg.repair_epochs)
+    ]
 
 
 def _epoch(model, x, y, optimizer, cfg, device, generator, progress, phase, keep=None, scaler=None) -> EpochStats:
